@@ -1,0 +1,90 @@
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from paminga.models import Account
+
+from .models import CustomEvent, MarketingSource
+from .selectors import custom_event_slug_taken
+
+DUPLICATE_SLUG_MESSAGE = "This slug is already used by another custom event in this account."
+
+
+def _save_checked(event: CustomEvent) -> CustomEvent:
+    errors: dict = {}
+    try:
+        event.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        errors = exc.update_error_dict(errors)
+    # The unique constraint spans (account, slug); reported on the slug, where the user can fix it.
+    if "slug" not in errors and custom_event_slug_taken(account=event.account, slug=event.slug, exclude_pk=event.pk):
+        errors["slug"] = [ValidationError(DUPLICATE_SLUG_MESSAGE, code="unique")]
+    if errors:
+        raise ValidationError(errors)
+    try:
+        # A savepoint so that losing a race to a concurrent insert leaves the caller's transaction usable.
+        with transaction.atomic():
+            event.save()
+    except IntegrityError as exc:
+        # Two requests can both pass full_clean(); the unique constraint decides, and the loser gets the
+        # same message the form would have shown.
+        if custom_event_slug_taken(account=event.account, slug=event.slug, exclude_pk=event.pk):
+            raise ValidationError({"slug": ValidationError(DUPLICATE_SLUG_MESSAGE, code="unique")}) from exc
+        raise
+    _definitions_changed(event.account)
+    return event
+
+
+def _definitions_changed(account: Account) -> None:
+    from tracking.cache import custom_events_cache_clear  # the hot paths cache definitions per account
+
+    custom_events_cache_clear(account=account)
+
+
+def custom_event_create(
+    *, account: Account, name: str, slug: str, description: str = "", counts_as_conversion: bool = False
+) -> CustomEvent:
+    event = CustomEvent(
+        account=account,
+        name=(name or "").strip(),
+        slug=(slug or "").strip(),
+        description=(description or "").strip(),
+        counts_as_conversion=bool(counts_as_conversion),
+    )
+    return _save_checked(event)
+
+
+def custom_event_update(*, custom_event: CustomEvent, **fields) -> CustomEvent:
+    allowed = {"name", "slug", "description", "counts_as_conversion"}
+    for key, value in fields.items():
+        if key not in allowed:
+            raise TypeError(f"custom_event_update() got an unexpected field {key!r}")
+        if isinstance(value, str):
+            value = value.strip()
+        setattr(custom_event, key, value)
+    return _save_checked(custom_event)
+
+
+def custom_event_delete(*, custom_event: CustomEvent) -> None:
+    account = custom_event.account
+    with transaction.atomic():
+        custom_event.delete()
+    _definitions_changed(account)
+
+
+def marketing_source_create(*, account: Account, name: str, channel: str) -> MarketingSource:
+    source = MarketingSource(account=account, name=(name or "").strip(), channel=channel)
+    source.full_clean()
+    source.save()
+    return source
+
+
+def marketing_source_update(*, marketing_source: MarketingSource, name: str, channel: str) -> MarketingSource:
+    marketing_source.name = (name or "").strip()
+    marketing_source.channel = channel
+    marketing_source.full_clean()
+    marketing_source.save()
+    return marketing_source
+
+
+def marketing_source_delete(*, marketing_source: MarketingSource) -> None:
+    marketing_source.delete()

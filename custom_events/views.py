@@ -1,0 +1,62 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+
+from paminga.accounts import account_required
+
+from . import selectors, services
+from .forms import CustomEventForm
+
+
+@account_required
+def custom_event_list(request):
+    events = selectors.custom_event_list(account=request.account)
+    return render(request, "custom_events/list.html", {"events": events})
+
+
+@account_required
+def custom_event_create(request):
+    form = CustomEventForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            event = services.custom_event_create(account=request.account, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(
+                request, f"Custom event “{event.name}” created. Fire it with $__MA.captureEvent('{event.slug}')."
+            )
+            return redirect("custom_events:list")
+    return render(request, "custom_events/form.html", {"form": form, "creating": True})
+
+
+@account_required
+def custom_event_update(request, pk: int):
+    event = selectors.custom_event_get_or_404(account=request.account, pk=pk)
+    initial = {f: getattr(event, f) for f in ("name", "slug", "description", "counts_as_conversion")}
+    form = CustomEventForm(request.POST or None, initial=initial, editing=True)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.custom_event_update(custom_event=event, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Custom event “{event.name}” saved.")
+            return redirect("custom_events:list")
+    return render(request, "custom_events/form.html", {"form": form, "event": event, "creating": False})
+
+
+@account_required
+def custom_event_delete(request, pk: int):
+    event = selectors.custom_event_get_or_404(account=request.account, pk=pk)
+    if request.method == "POST":
+        name = event.name
+        services.custom_event_delete(custom_event=event)
+        messages.success(request, f"Custom event “{name}” deleted.")
+        return redirect("custom_events:list")
+    context = {
+        "event": event,
+        "record_count": event.records.count(),
+        "action_count": event.actions.count(),
+    }
+    return render(request, "custom_events/confirm_delete.html", context)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PamingaConfig(AppConfig):
+    name = "paminga"
+    verbose_name = "Accounts"

@@ -1,0 +1,47 @@
+import zoneinfo
+
+from django import forms
+
+from .models import Account, validate_domains
+
+
+class DomainsField(forms.CharField):
+    """One host name per line (or comma-separated), stored as a list."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "placeholder": "example.com\n*.example.com"})
+
+    def to_python(self, value):
+        value = super().to_python(value) or ""
+        domains = []
+        for part in value.replace(",", "\n").splitlines():
+            part = part.strip().lower()
+            for scheme in ("https://", "http://"):
+                if part.startswith(scheme):
+                    part = part[len(scheme) :]
+            part = part.rstrip("/")
+            if part and part not in domains:
+                domains.append(part)
+        return domains
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def validate(self, value):
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        validate_domains(value)
+
+
+class AccountSettingsForm(forms.ModelForm):
+    domains = DomainsField(required=False, max_length=5000, help_text=Account._meta.get_field("domains").help_text)
+    time_zone = forms.ChoiceField(choices=[])
+
+    class Meta:
+        model = Account
+        fields = ["name", "domains", "time_zone", "session_timeout_minutes"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]

@@ -1,0 +1,46 @@
+import pytest
+from django.core.cache import cache
+
+from .factories import AccountFactory, MembershipFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings):
+    # Password hashing is deliberately slow; tests do not need that.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # Tasks run in-process unless a test starts a real worker (tests/automations/test_worker.py).
+    from paminga.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    cache.clear()
+    yield
+    app.conf.task_always_eager = eager
+    cache.clear()
+
+
+@pytest.fixture
+def account(db):
+    return AccountFactory(name="Acme", slug="acme", domains=["acme.test"])
+
+
+@pytest.fixture
+def other_account(db):
+    return AccountFactory(name="Globex", slug="globex", domains=["globex.test"])
+
+
+@pytest.fixture
+def user(account):
+    user = UserFactory(username="owner@acme.test")
+    MembershipFactory(user=user, account=account)
+    return user
+
+
+@pytest.fixture
+def client_logged_in(client, user):
+    client.force_login(user)
+    return client

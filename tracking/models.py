@@ -1,0 +1,246 @@
+"""What the beacon and the API record: contacts, visitors, visits, page views and custom event occurrences."""
+
+from django.db import models
+from django.db.models.functions import Lower
+
+from custom_events.models import MarketingChannel
+
+METADATA_MAX_BYTES = 4096
+URL_MAX_LENGTH = 2000
+UTM_MAX_LENGTH = 200
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+class UtmFields(models.Model):
+    utm_source = models.CharField(max_length=UTM_MAX_LENGTH, blank=True)
+    utm_medium = models.CharField(max_length=UTM_MAX_LENGTH, blank=True)
+    utm_campaign = models.CharField(max_length=UTM_MAX_LENGTH, blank=True)
+    utm_term = models.CharField(max_length=UTM_MAX_LENGTH, blank=True)
+    utm_content = models.CharField(max_length=UTM_MAX_LENGTH, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def utm(self) -> dict:
+        return {f: getattr(self, f) for f in UTM_FIELDS}
+
+
+class Contact(models.Model):
+    """A person. Every beacon visitor starts as an anonymous contact (no email) and is merged into the
+    known contact when identified, so one contact's history holds everything it did before and after."""
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="contacts")
+    # Stored lowercased: one person, one contact, whatever case an integration sends.
+    email = models.EmailField(max_length=254, null=True, blank=True)
+    score = models.IntegerField(default=0)
+    fields = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    identified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                "account",
+                Lower("email"),
+                condition=models.Q(email__isnull=False),
+                name="contact_unique_email_per_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or f"Anonymous contact #{self.pk}"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return not self.email
+
+
+class ContactTag(models.Model):
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["contact", "name"], name="contact_tag_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContactList(models.Model):
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="contact_lists")
+    name = models.CharField(max_length=200)
+    contacts = models.ManyToManyField(Contact, through="ContactListMembership", related_name="lists")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="contact_list_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContactListMembership(models.Model):
+    contact_list = models.ForeignKey(ContactList, on_delete=models.CASCADE)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact_list", "contact"], name="contact_list_membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} in {self.contact_list_id}"
+
+
+class Visitor(models.Model):
+    """A browser, known by the first-party id the beacon keeps on the customer's site."""
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="visitors")
+    uid = models.CharField(max_length=64)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="visitors")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "uid"], name="visitor_unique_uid_per_account")]
+
+    def __str__(self) -> str:
+        return self.uid
+
+
+class Session(UtmFields):
+    """A visit: ends after the account's inactivity timeout, or when the visitor arrives from another campaign."""
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="sessions")
+    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="sessions")
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    landing_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    referrer = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    channel = models.CharField(max_length=32, choices=MarketingChannel.choices, default=MarketingChannel.UNKNOWN)
+
+    class Meta:
+        indexes = [models.Index(fields=["visitor", "-last_seen_at"], name="session_visitor_recent")]
+
+    def __str__(self) -> str:
+        return f"Visit {self.pk} of {self.visitor_id}"
+
+
+class Impression(UtmFields):
+    """A page view recorded by the beacon (on load and on single-page-app navigation)."""
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="impressions")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="impressions")
+    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="impressions")
+    url = models.CharField(max_length=URL_MAX_LENGTH)
+    title = models.CharField(max_length=500, blank=True)
+    referrer = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    channel = models.CharField(max_length=32, choices=MarketingChannel.choices, default=MarketingChannel.UNKNOWN)
+    occurred_at = models.DateTimeField()
+    # The beacon's id for this hit: a retried hit is stored once.
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="impression_unique_client_id",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["session", "-occurred_at"], name="impression_session_recent"),
+            models.Index(fields=["account", "occurred_at"], name="impression_account_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class EventRecord(UtmFields):
+    """One occurrence of a custom event, from the beacon or the API."""
+
+    class Source(models.TextChoices):
+        BEACON = "beacon", "Beacon"
+        API = "api", "API"
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="event_records")
+    custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="records")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="event_records")
+    visitor = models.ForeignKey(Visitor, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records")
+    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records")
+    source = models.CharField(max_length=8, choices=Source.choices)
+    occurred_at = models.DateTimeField()
+    page_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    marketing_channel = models.CharField(max_length=32, choices=MarketingChannel.choices, blank=True)
+    marketing_source = models.ForeignKey(
+        "custom_events.MarketingSource", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The source name as sent, kept even when it matches no configured marketing source.
+    marketing_source_name = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(null=True, blank=True)
+    metadata_dropped = models.BooleanField(default=False)
+    metadata_bytes = models.PositiveIntegerField(default=0)
+    # A snapshot of the definition's flag when the event fired: editing the definition never rewrites history.
+    is_conversion = models.BooleanField(default=False)
+    attributed_impression = models.ForeignKey(
+        Impression, null=True, blank=True, on_delete=models.SET_NULL, related_name="attributed_conversions"
+    )
+    # The beacon's hit id or the API's idempotency key, namespaced by source: recorded at most once.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="event_record_unique_idempotency_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["account", "custom_event", "occurred_at"], name="event_record_event_time"),
+            models.Index(fields=["account", "occurred_at"], name="event_record_account_time"),
+            models.Index(fields=["contact", "occurred_at"], name="event_record_contact_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.custom_event_id} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RejectedHit(models.Model):
+    """The event debugger: hits that were refused or altered, with the reason, so a marketer can see why an
+    event does not show up as expected."""
+
+    class Reason(models.TextChoices):
+        UNKNOWN_EVENT = "UNKNOWN_EVENT", "Unknown or deleted event slug"
+        METADATA_DROPPED = "METADATA_DROPPED", "Metadata over 4,096 bytes was dropped"
+        INVALID_METADATA = "INVALID_METADATA", "Metadata is not a JSON object"
+        MALFORMED = "MALFORMED", "Malformed request body"
+        TOO_LARGE = "TOO_LARGE", "Request body too large"
+        DUPLICATE = "DUPLICATE", "Duplicate hit (already recorded)"
+        FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN", "Sent from a domain that is not the account's"
+        INVALID = "INVALID", "Invalid hit"
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="rejected_hits")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    message = models.CharField(max_length=500)
+    slug = models.CharField(max_length=200, blank=True)
+    excerpt = models.CharField(max_length=500, blank=True)
+    # False when the hit was refused; True when it was recorded but altered (e.g. metadata dropped).
+    recorded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["account", "-created_at"], name="rejected_hit_account_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"

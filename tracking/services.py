@@ -1,0 +1,155 @@
+"""Writes for tracking. `event_record` is the one path every custom event takes, from the beacon and the API."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from custom_events.models import CustomEvent, MarketingSource
+from paminga.models import Account
+
+from .models import (
+    METADATA_MAX_BYTES,
+    URL_MAX_LENGTH,
+    UTM_FIELDS,
+    UTM_MAX_LENGTH,
+    Contact,
+    EventRecord,
+    Impression,
+    Session,
+    Visitor,
+)
+
+
+def email_normalize(email: str) -> str:
+    """The stored form of an email address, or ValidationError(code="invalid_email")."""
+    email = (email or "").strip().lower()
+    try:
+        if len(email) > 254:
+            raise ValidationError("too long")
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError("Enter a valid email address.", code="invalid_email") from None
+    return email
+
+
+def contact_get_or_create(*, account: Account, email: str) -> tuple[Contact, bool]:
+    """The account's contact with this email (case-insensitive), created if there is none."""
+    email = email_normalize(email)
+    contact = Contact.objects.filter(account=account, email=email).first()
+    if contact is not None:
+        return contact, False
+    try:
+        with transaction.atomic():
+            return Contact.objects.create(account=account, email=email, identified_at=timezone.now()), True
+    except IntegrityError:
+        # A concurrent request created it first.
+        return Contact.objects.get(account=account, email=email), False
+
+
+@dataclass(frozen=True)
+class Metadata:
+    value: dict | None
+    size: int
+    dropped: bool
+
+
+def metadata_size(metadata) -> int:
+    """Bytes of the compact UTF-8 JSON serialization: what the spec's 4,096-byte limit measures."""
+    return len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def metadata_prepare(metadata) -> Metadata:
+    """Metadata to store: kept when at most 4,096 bytes, dropped (and flagged) when larger."""
+    if metadata is None or metadata == {}:
+        return Metadata(value=None if metadata is None else {}, size=0 if metadata is None else 2, dropped=False)
+    if not isinstance(metadata, dict):
+        raise ValidationError("Metadata must be a JSON object.", code="invalid_metadata")
+    size = metadata_size(metadata)
+    if size > METADATA_MAX_BYTES:
+        return Metadata(value=None, size=size, dropped=True)
+    return Metadata(value=metadata, size=size, dropped=False)
+
+
+def _clip(value, limit: int) -> str:
+    return (value or "")[:limit] if isinstance(value, str) else ""
+
+
+def attributed_impression_for(*, session: Session | None, occurred_at: datetime) -> Impression | None:
+    """The most recent impression in the session at the time of the event (none when it has none)."""
+    if session is None:
+        return None
+    return (
+        Impression.objects.filter(session=session, occurred_at__lte=occurred_at).order_by("-occurred_at", "-id").first()
+    )
+
+
+def event_record(
+    *,
+    account: Account,
+    custom_event: CustomEvent,
+    contact: Contact,
+    source: str,
+    occurred_at: datetime | None = None,
+    visitor: Visitor | None = None,
+    session: Session | None = None,
+    page_url: str = "",
+    utm: dict | None = None,
+    marketing_channel: str = "",
+    marketing_source: MarketingSource | None = None,
+    marketing_source_name: str = "",
+    metadata=None,
+    idempotency_key: str | None = None,
+) -> tuple[EventRecord, bool]:
+    """Records one occurrence of a custom event and queues its actions. Returns (record, created).
+
+    With an idempotency key already recorded for the account, returns the existing record and does nothing.
+    Metadata over 4,096 bytes is dropped and flagged (callers that must refuse it check before calling).
+    """
+    if custom_event.account_id != account.pk or contact.account_id != account.pk:
+        raise ValueError("event_record() across accounts")
+    occurred_at = occurred_at or timezone.now()
+    prepared = metadata_prepare(metadata)
+    utm = utm or {}
+    if marketing_source is not None and not marketing_channel:
+        marketing_channel = marketing_source.channel
+    is_conversion = custom_event.counts_as_conversion
+    record = EventRecord(
+        account=account,
+        custom_event=custom_event,
+        contact=contact,
+        visitor=visitor,
+        session=session,
+        source=source,
+        occurred_at=occurred_at,
+        page_url=_clip(page_url, URL_MAX_LENGTH),
+        marketing_channel=marketing_channel or "",
+        marketing_source=marketing_source,
+        marketing_source_name=_clip(marketing_source_name, 200),
+        metadata=prepared.value,
+        metadata_dropped=prepared.dropped,
+        metadata_bytes=prepared.size,
+        is_conversion=is_conversion,
+        idempotency_key=idempotency_key or None,
+        **{field: _clip(utm.get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
+    )
+    from automations.services import action_runs_create
+
+    with transaction.atomic():
+        if is_conversion:
+            record.attributed_impression = attributed_impression_for(session=session, occurred_at=occurred_at)
+        try:
+            with transaction.atomic():
+                record.save()
+        except IntegrityError:
+            if idempotency_key:
+                existing = EventRecord.objects.filter(account=account, idempotency_key=idempotency_key).first()
+                if existing is not None:
+                    return existing, False
+            raise
+        action_runs_create(event_record=record)
+    return record, True

@@ -99,7 +99,7 @@ def time_series_chart(
             if value:
                 x = left + step * i + step * 0.11 + b * bar_w
                 parts.append(
-                    f'<rect x="{x:.1f}" y="{y(value):.1f}" width="{max(bar_w - 0.5, 0.5):.1f}" '
+                    f'<rect class="day-bar" x="{x:.1f}" y="{y(value):.1f}" width="{max(bar_w - 0.5, 0.5):.1f}" '
                     f'height="{top + plot_h - y(value):.1f}" fill="{s.color}"/>'
                 )
     for s in series:

@@ -35,7 +35,7 @@ from .services import day_bounds
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-OCCURRENCES_PAGE = 50
+OCCURRENCES_PAGE = 25
 BREAKDOWN_DIMENSIONS = ("source", "channel", "utm_source", "utm_medium", "utm_campaign", "page")
 
 

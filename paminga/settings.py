@@ -160,3 +160,15 @@ if not DEBUG:
     )
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+
+# Reporting: the periodic task that brings the report rollups up to date (docs/reporting.md). Added to whatever
+# schedule other apps define; Celery beat runs it, `manage.py reports_rollup` does the same by hand.
+REPORT_ROLLUP_INTERVAL_SECONDS = env.int("REPORT_ROLLUP_INTERVAL_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "report-rollups-update": {
+        "task": "automations.reports.tasks.report_rollups_update_task",
+        "schedule": float(REPORT_ROLLUP_INTERVAL_SECONDS),
+    },
+}
+CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "automations.reports.tasks"]

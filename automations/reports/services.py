@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -44,6 +44,8 @@ TABLES = {
 }
 # Rows younger than this are left to the next run: longer than any transaction that writes them lasts.
 WATERMARK_LAG = timedelta(seconds=60)
+# The previous run's rows written this long before it are read again by the next run.
+OVERLAP_WINDOW = timedelta(minutes=10)
 # Days rebuilt per batch of queries.
 CHUNK_DAYS = 31
 BULK_SIZE = 2000
@@ -93,8 +95,13 @@ def report_rollups_update(*, now: datetime | None = None, log=None) -> RollupRun
                 m=Max("id")
             )["m"]
             upto[table] = max(newest or 0, mark.upto_id)
+            # New rows, and the previous run's rows that were written shortly before it (only they can have
+            # been in an open transaction then): not every row of a big first run again.
+            reread = Q(id__gt=mark.previous_upto_id, id__lte=mark.upto_id) & Q(
+                **{f"{written_field}__gte": mark.updated_at - OVERLAP_WINDOW}
+            )
             hours = (
-                model.objects.filter(id__gt=mark.previous_upto_id, id__lte=upto[table])
+                model.objects.filter(Q(id__gt=mark.upto_id, id__lte=upto[table]) | reread)
                 .annotate(hour=TruncHour(day_field, tzinfo=UTC))
                 .values_list("account_id", "hour")
                 .distinct()

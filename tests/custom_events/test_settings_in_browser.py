@@ -1,7 +1,6 @@
 import pytest
 
 from custom_events.models import CustomEvent
-from tests.browser import browser, page  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -25,6 +25,19 @@ def action_runs_create(*, event_record: EventRecord) -> list[ActionRun]:
     return runs
 
 
+def action_runs_resume(*, contact) -> int:
+    """Runs that waited for this contact to be identified become pending and are enqueued after commit."""
+    run_ids = list(
+        ActionRun.objects.filter(event_record__contact=contact, status=ActionRun.Status.WAITING).values_list(
+            "pk", flat=True
+        )
+    )
+    if run_ids:
+        ActionRun.objects.filter(pk__in=run_ids).update(status=ActionRun.Status.PENDING)
+        transaction.on_commit(lambda: action_runs_enqueue(run_ids=run_ids))
+    return len(run_ids)
+
+
 def action_runs_enqueue(*, run_ids: list[int]) -> None:
     from .tasks import action_run_task
 

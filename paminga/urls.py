@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .graphql_view import PamingaGraphQLView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,5 +14,6 @@ urlpatterns = [
     path("settings/account/", views.account_settings, name="account_settings"),
     path("settings/account/custom-events/", include("custom_events.urls")),
     path("automations/", include("automations.reports.urls")),
+    path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
     path("admin/", admin.site.urls),
 ]

@@ -3,8 +3,10 @@
 
 import graphene
 
+from automations.reports.graphql import ReportsQuery
 
-class Query(graphene.ObjectType):
+
+class Query(ReportsQuery, graphene.ObjectType):
     ping = graphene.Boolean(required=True, description="Always true: the API is reachable and the key is valid.")
 
     def resolve_ping(root, info):

@@ -15,15 +15,6 @@ from tests.factories import EventRecordFactory, MembershipFactory, UserFactory
 
 from .reports_fixtures import build_history, utc
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 PASSWORD = "correct horse battery staple"
 # Where the chart screenshots go (the test's temporary directory unless set).
 SCREENSHOT_DIR = os.environ.get("REPORT_SCREENSHOT_DIR")
@@ -31,38 +22,8 @@ SCREENSHOT_DIR = os.environ.get("REPORT_SCREENSHOT_DIR")
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _browser_or_skip():
-    required = os.environ.get("REQUIRE_BROWSER") == "1"
-    reason = None
-    if not Path(CHROMIUM).exists():
-        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            reason = "Playwright for Python is not installed (make test installs it)"
-    if reason:
-        if required:
-            pytest.fail(reason + " and REQUIRE_BROWSER=1")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    # The test's own database calls happen between Playwright calls, on this thread, outside its event loop.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
 def log_in(browser, live_server, username):
+    # `browser` is the shared Chromium of tests/browser.py (skipped without Chromium unless REQUIRE_BROWSER=1).
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

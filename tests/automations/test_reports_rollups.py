@@ -18,7 +18,8 @@ from automations.models import (
 from automations.reports import aggregates, selectors
 from automations.reports.services import report_contact_events_moving, report_rollups_update
 from tests.factories import EventRecordFactory
-from tracking.models import EventRecord, Impression, Session, Visitor
+from tracking.models import EventRecord, Impression, Session
+from tracking.services import contact_merge
 
 from .reports_fixtures import END, START, build_history, build_other_account_history, utc
 
@@ -171,11 +172,7 @@ def test_a_merge_keeps_unique_contacts_exact():
     report_rollups_update(now=later())
     anonymous, known = h.contacts["c3"], h.contacts["c1"]
 
-    # What contact_merge does, with the call it makes before moving the events.
-    report_contact_events_moving(contact=anonymous)
-    Visitor.objects.filter(contact=anonymous).update(contact=known)
-    EventRecord.objects.filter(contact=anonymous).update(contact=known)
-    anonymous.delete()
+    contact_merge(source=anonymous, target=known)
 
     assert sorted(ReportDirtyDay.objects.values_list("day", flat=True)) == [date(2026, 3, 8), date(2026, 3, 9)]
     # c3's occurrence on 8 March now belongs to c1: c1 and c2 remain.

@@ -135,6 +135,27 @@ def events_by_dimension(
     return dict(result)
 
 
+def events_by_dimensions(qs: QuerySet[EventRecord], *, tz: ZoneInfo) -> dict[str, dict]:
+    """events_by_dimension for every dimension, per event and day, in two queries instead of eight: one grouped by
+    all the plain dimensions together, one by both attributed ones (then summed per dimension here)."""
+    result: dict[str, dict] = {d: defaultdict(lambda: [0, 0]) for d in DIMENSION_EXPRESSIONS}
+    plain = [d for d in DIMENSION_EXPRESSIONS if d not in ATTRIBUTED_DIMENSIONS]
+    for group, base in ((plain, qs), (list(ATTRIBUTED_DIMENSIONS), qs.filter(ATTRIBUTED))):
+        names = {f"d_{d}": DIMENSION_EXPRESSIONS[d] for d in group}
+        rows = (
+            base.annotate(day=local_day("occurred_at", tz), **names)
+            .values("custom_event_id", "day", *names)
+            .annotate(n=Count("id"), c=Count("id", filter=Q(is_conversion=True)))
+            .order_by()
+        )
+        for r in rows:
+            for d in group:
+                counts = result[d][(r["custom_event_id"], r["day"], _clip(r[f"d_{d}"]))]
+                counts[0] += r["n"]
+                counts[1] += r["c"]
+    return {d: dict(v) for d, v in result.items()}
+
+
 def events_metadata(qs: QuerySet[EventRecord], *, tz: ZoneInfo, by_day: bool = True, cap: bool = False) -> dict:
     """{(custom_event_id, day or None, key, value): [fires, conversions]} over every top-level metadata key.
 
@@ -195,10 +216,22 @@ def _metadata_cap(result: dict) -> dict:
 
 def events_people(qs: QuerySet[EventRecord], *, tz: ZoneInfo, by_day: bool = True) -> dict:
     """{(custom_event_id, day or None): (set of contact ids, set of visitor ids)}."""
-    result = defaultdict(lambda: (set(), set()))
     keys = ["custom_event_id"] + (["day"] if by_day else [])
     if by_day:
         qs = qs.annotate(day=local_day("occurred_at", tz))
+    if connection.vendor == "postgresql":
+        # One row per event and day with both distinct sets, built by the database: far fewer rows to send.
+        from django.contrib.postgres.aggregates import ArrayAgg
+
+        rows = qs.values(*keys).annotate(
+            contacts=ArrayAgg("contact_id", distinct=True),
+            visitors=ArrayAgg("visitor_id", distinct=True, filter=Q(visitor_id__isnull=False)),
+        )
+        return {
+            (r["custom_event_id"], r.get("day")): (set(r["contacts"] or ()), set(r["visitors"] or ()))
+            for r in rows.order_by()
+        }
+    result = defaultdict(lambda: (set(), set()))
     for row in qs.values_list(*keys, "contact_id").distinct().order_by():
         result[(row[0], row[1] if by_day else None)][0].add(row[-1])
     for row in qs.filter(visitor_id__isnull=False).values_list(*keys, "visitor_id").distinct().order_by():

@@ -25,6 +25,7 @@ from itertools import accumulate
 
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from custom_events.models import CustomEvent
 from custom_events.services import custom_event_create
@@ -127,8 +128,13 @@ class SeedResult:
 # --- Bulk writing ---------------------------------------------------------------------------------------------
 
 
-class _Json(str):
-    """Metadata serialized once (its size is measured on the same text); COPY takes it as JSON text."""
+class _Json(Jsonb):
+    """Metadata serialized once (its size is measured on the same text) and written as that text: psycopg would
+    otherwise serialize a str again, as a JSON string."""
+
+    def __init__(self, text: str):
+        super().__init__(text, dumps=str)
+        self.text = text
 
 
 class _Writer:
@@ -165,7 +171,10 @@ class _Writer:
         else:
             objs = [
                 self.model(
-                    **{c: json.loads(v) if isinstance(v, _Json) else v for c, v in zip(self.columns, row, strict=True)}
+                    **{
+                        c: json.loads(v.text) if isinstance(v, _Json) else v
+                        for c, v in zip(self.columns, row, strict=True)
+                    }
                 )
                 for row in rows
             ]
@@ -490,8 +499,8 @@ class _History:
             value = {"title": "The State of B2B Marketing 2026", "format": "pdf" if rnd.random() < 0.8 else "epub"}
         else:
             return None, False, 0
-        text = _Json(json.dumps(value, separators=(",", ":")))
-        return text, False, len(text.encode())
+        text = json.dumps(value, separators=(",", ":"))
+        return _Json(text), False, len(text.encode())
 
     def _is_conversion(self, slug: str, day: date) -> bool:
         if slug == "visited-pricing-page" and day < self.pricing_conversion_from:

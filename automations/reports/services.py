@@ -193,10 +193,8 @@ def _days_rebuild(*, account: Account, day_from: date, day_to: date, upto: dict[
         batch_size=BULK_SIZE,
     )
     breakdown_rows = []
-    for dimension in aggregates.DIMENSION_EXPRESSIONS:
-        for (event_id, day, value), (fires, conversions) in aggregates.events_by_dimension(
-            events, tz=tz, dimension=dimension
-        ).items():
+    for dimension, counts in aggregates.events_by_dimensions(events, tz=tz).items():
+        for (event_id, day, value), (fires, conversions) in counts.items():
             breakdown_rows.append(
                 EventDailyBreakdown(
                     account=account,

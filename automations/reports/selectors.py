@@ -36,6 +36,12 @@ from .services import day_bounds
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 OCCURRENCES_PAGE = 25
+# The raw tables behind the rollups, and the column that decides a row's day.
+RAW_TABLES = {
+    "events": (EventRecord, "occurred_at"),
+    "impressions": (Impression, "occurred_at"),
+    "sessions": (Session, "started_at"),
+}
 BREAKDOWN_DIMENSIONS = ("source", "channel", "utm_source", "utm_medium", "utm_campaign", "page")
 
 
@@ -71,11 +77,7 @@ class ReportScope:
 
     def raw_rows(self, table: str) -> list[QuerySet]:
         """The raw rows of the range that the rollups do not hold: above the watermark, and all of dirty days."""
-        model, _written, day_field = {
-            "events": (EventRecord, None, "occurred_at"),
-            "impressions": (Impression, None, "occurred_at"),
-            "sessions": (Session, None, "started_at"),
-        }[table]
+        model, day_field = RAW_TABLES[table]
         base = model.objects.filter(
             account=self.account, **{f"{day_field}__gte": self.start_at, f"{day_field}__lt": self.end_at}
         )
@@ -173,22 +175,19 @@ def _totals_by_event_day(scope: ReportScope, event_ids: list[int] | None) -> dic
     return result
 
 
-def _people_by_event(scope: ReportScope, event_ids: list[int] | None) -> dict:
-    """{event_id: (set of contact ids, set of visitor ids)} over the range."""
-    result = defaultdict(lambda: (set(), set()))
-    rows = scope.rollup_rows(EventDailyRollup)
-    if event_ids is not None:
-        rows = rows.filter(custom_event_id__in=event_ids)
+def _people_by_event(scope: ReportScope, event_ids: list[int]) -> dict:
+    """{event_id: ([contact id parts], [visitor id parts])} over the range: packed daily sets from the rollups
+    and sets from the raw rows, to be counted by aggregates.ids_distinct."""
+    result = defaultdict(lambda: ([], []))
+    rows = scope.rollup_rows(EventDailyRollup).filter(custom_event_id__in=event_ids)
     for event_id, contacts, visitors in rows.values_list("custom_event_id", "contact_ids", "visitor_ids"):
-        sets = result[event_id]
-        sets[0].update(aggregates.ids_unpack(contacts))
-        sets[1].update(aggregates.ids_unpack(visitors))
+        result[event_id][0].append(contacts)
+        result[event_id][1].append(visitors)
     for qs in scope.raw_rows("events"):
-        if event_ids is not None:
-            qs = qs.filter(custom_event_id__in=event_ids)
-        for (event_id, _day), (contacts, visitors) in aggregates.events_people(qs, tz=scope.tz, by_day=False).items():
-            result[event_id][0].update(contacts)
-            result[event_id][1].update(visitors)
+        raw = aggregates.events_people(qs.filter(custom_event_id__in=event_ids), tz=scope.tz, by_day=False)
+        for (event_id, _day), (contacts, visitors) in raw.items():
+            result[event_id][0].append(contacts)
+            result[event_id][1].append(visitors)
     return result
 
 
@@ -212,16 +211,17 @@ def _figures(scope: ReportScope, events: list[CustomEvent]) -> tuple[list[EventF
             target.attributed += attributed
             target.daily_fires[index[day]] += fires
             target.daily_conversions[index[day]] += conversions
-    all_contacts: set[int] = set()
-    all_visitors: set[int] = set()
     for event_id, (contacts, visitors) in people.items():
-        if event_id in figures:
-            figures[event_id].unique_contacts = len(contacts)
-            figures[event_id].unique_visitors = len(visitors)
-            all_contacts |= contacts
-            all_visitors |= visitors
-    overall.unique_contacts = len(all_contacts)
-    overall.unique_visitors = len(all_visitors)
+        figures[event_id].unique_contacts = aggregates.ids_distinct(contacts)
+        figures[event_id].unique_visitors = aggregates.ids_distinct(visitors)
+    if len(events) > 1:
+        overall.unique_contacts = aggregates.ids_distinct([part for c, _v in people.values() for part in c])
+        overall.unique_visitors = aggregates.ids_distinct([part for _c, v in people.values() for part in v])
+    elif events:
+        overall.unique_contacts, overall.unique_visitors = (
+            figures[events[0].pk].unique_contacts,
+            figures[events[0].pk].unique_visitors,
+        )
     return [figures[e.pk] for e in events], overall
 
 
@@ -482,12 +482,13 @@ def event_occurrences(
     metadata_value: str | None = None,
     before_id: int | None = None,
     limit: int = OCCURRENCES_PAGE,
-) -> QuerySet[EventRecord]:
+) -> list[EventRecord]:
     """The event's occurrences in the range, newest first, optionally only those whose metadata key has the value
     (compared as the metadata breakdown shows it). `before_id` continues a list after that occurrence."""
     qs = event_occurrences_all(
         scope=scope, custom_event=custom_event, metadata_key=metadata_key, metadata_value=metadata_value
     )
+    anchor = None
     if before_id is not None:
         anchor = (
             EventRecord.objects.filter(account=scope.account, custom_event=custom_event, pk=before_id)
@@ -496,7 +497,45 @@ def event_occurrences(
         )
         if anchor is not None:
             qs = qs.filter(Q(occurred_at__lt=anchor) | Q(occurred_at=anchor, pk__lt=before_id))
-    return qs[:limit]
+    if not metadata_key or not scope.rolled:
+        return list(qs[:limit])
+    return _filtered_occurrences(scope, custom_event, qs, metadata_key, metadata_value, anchor, limit)
+
+
+def _filtered_occurrences(scope, custom_event, qs, key, value, anchor, limit) -> list[EventRecord]:
+    """A metadata filter can match rarely or never: scanning the event's rows newest first until enough match
+    could then read the whole range. The rollups say which days hold matches and how many, so the scan is
+    limited to the newest days that hold enough, plus the rows the rollups do not hold yet (above the watermark,
+    and dirty days)."""
+    days = scope.rollup_rows(EventDailyBreakdown).filter(
+        custom_event_id=custom_event.pk, dimension=EventDailyBreakdown.Dimension.METADATA, key=key
+    )
+    if value is not None:
+        # A value among a key's rarest may be summed into OTHER: such a day may hold matches, uncounted.
+        days = days.filter(value__in=[value, aggregates.OTHER])
+    anchor_day = anchor.astimezone(scope.tz).date() if anchor is not None else None
+    if anchor_day is not None:
+        days = days.filter(day__lte=anchor_day)
+    matches: dict[date, int] = defaultdict(int)
+    for day, day_value, fires in days.values_list("day", "value", "fires"):
+        # The anchor's day also counts the occurrences already shown: it may hold none of the next ones.
+        counted = (value is None or day_value == value) and day != anchor_day
+        matches[day] += fires if counted else 0
+    window_start = None
+    found = 0
+    for day in sorted(matches, reverse=True):
+        window_start = day
+        found += matches[day]
+        if found >= limit:
+            break
+    parts = [qs.filter(id__gt=scope.upto["events"])]
+    if window_start is not None:
+        parts.append(qs.filter(occurred_at__gte=day_bounds(window_start, window_start, scope.tz)[0]))
+    for day in scope.dirty:
+        day_start, day_end = day_bounds(day, day, scope.tz)
+        parts.append(qs.filter(occurred_at__gte=day_start, occurred_at__lt=day_end))
+    rows = {record.pk: record for part in parts for record in part[:limit]}
+    return sorted(rows.values(), key=lambda r: (r.occurred_at, r.pk), reverse=True)[:limit]
 
 
 def event_occurrences_all(

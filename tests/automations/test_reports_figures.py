@@ -244,3 +244,25 @@ def test_dirty_marks_are_cleared_by_the_next_run(history):
     with scope(history) as s:
         assert s.dirty == set()
         assert selectors.event_figures(scope=s, custom_event=history.demo).unique_contacts == 3
+
+
+def test_a_metadata_filter_pages_through_the_days_that_hold_matches(history):
+    r = history.records
+
+    def page(value, before=None):
+        with scope(history) as s:
+            return selectors.event_occurrences(
+                scope=s,
+                custom_event=history.demo,
+                metadata_key="planTier",
+                metadata_value=value,
+                before_id=before,
+                limit=1,
+            )
+
+    assert page("enterprise") == [r[4]]
+    assert page("enterprise", r[4].pk) == [r[3]]
+    assert page("enterprise", r[3].pk) == [r[1]]
+    assert page("enterprise", r[1].pk) == []
+    assert page("pro") == [r[2]]
+    assert page("nobody") == []

@@ -239,6 +239,12 @@ def test_metadata_values_are_capped_per_key(monkeypatch):
     with selectors.report_scope(account=h.account, start=START, end=END) as s:
         table = selectors.event_metadata_breakdown(scope=s, custom_event=h.demo, key="orderId")
     assert [(r.label, r.fires) for r in table] == [("order-0", 2), ("(other values)", 1)]
+    # A value summed into "(other values)" is still found by the occurrence filter.
+    with selectors.report_scope(account=h.account, start=START, end=END) as s:
+        found = selectors.event_occurrences(
+            scope=s, custom_event=h.demo, metadata_key="orderId", metadata_value="order-1"
+        )
+    assert [r.metadata for r in found] == [{"orderId": "order-1"}]
 
 
 def test_reports_rollup_command():

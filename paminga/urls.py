@@ -12,5 +12,7 @@ urlpatterns = [
     path("accounts/switch/", views.account_switch, name="account_switch"),
     path("settings/account/", views.account_settings, name="account_settings"),
     path("settings/account/custom-events/", include("custom_events.urls")),
+    path("automations/", include("automations.urls")),
+    path("contacts/", include("automations.contact_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -175,6 +175,8 @@ class ActionKind:
     transactional: ClassVar[bool] = True
     # True: an anonymous visitor's run waits until the visitor is identified (see docs/automations.md).
     requires_known_contact: ClassVar[bool] = True
+    # Templates receive the class itself (to list kinds and label forms): it must not be called.
+    do_not_call_in_templates: ClassVar[bool] = True
 
     def __init__(self, config: dict):
         self.config = config

@@ -46,3 +46,15 @@ def fire(django_capture_on_commit_callbacks):
         return record
 
     return fire
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address():
+    """The loopback webhook receiver listens on a port in the range reserved for this app's test servers."""
+    import socket
+
+    for port in range(8340, 8360):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return ("127.0.0.1", port)
+    raise RuntimeError("No free port in 8340-8359 for the test webhook server")

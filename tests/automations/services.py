@@ -30,3 +30,38 @@ def require_services(*, redis: bool = False, postgresql: bool = False) -> str:
             pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
         pytest.skip(reason)
     return redis_url
+
+
+def celery_use_broker(url: str | None):
+    """Points the project's Celery app at another broker (None: back to in-process tasks). Returns a function
+    that restores the previous configuration. Connection pools are dropped so the next publish uses `url`."""
+    from paminga.celery import app
+
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+
+    def reset_pools():
+        from kombu import pools
+
+        pools.reset()  # closes and forgets every cached connection and producer pool
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    reset_pools()
+    if url is None:
+        app.conf.task_always_eager = True
+    else:
+        app.conf.broker_url, app.conf.task_always_eager = url, False
+
+    def restore():
+        reset_pools()
+        app.conf.broker_url, app.conf.task_always_eager = saved
+
+    return restore
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

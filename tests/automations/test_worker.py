@@ -1,0 +1,150 @@
+"""End to end with a real Celery worker consuming from Redis: events recorded through
+tracking.services.event_record (the one write path behind the beacon and the API) run their actions in the
+worker. Needs REDIS_URL (CI: redis db 14) and PostgreSQL (the worker thread writes while the test reads, which
+SQLite's shared in-memory test database refuses); skips with the reason without them, fails under
+REQUIRE_SERVICES=1."""
+
+import io
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.core.management import call_command
+from django.db import transaction
+from werkzeug import Response
+
+from automations.models import ActionRun
+from automations.services import action_runs_resume
+from paminga.celery import app
+from tests.automations.services import celery_use_broker, closed_port, require_services
+from tests.factories import ActionFactory, ContactFactory, CustomEventFactory
+from tracking.models import Contact, ContactTag
+from tracking.services import event_record
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def redis_url():
+    return require_services(redis=True, postgresql=True)
+
+
+@pytest.fixture
+def worker(redis_url):
+    restore = celery_use_broker(redis_url)
+    app.control.purge()  # messages left by an interrupted earlier run would only add noise
+    try:
+        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
+            yield
+    finally:
+        restore()
+
+
+def record(custom_event, contact, **kwargs):
+    """Records an event the way the beacon and the API do: in a transaction that commits, then enqueues."""
+    with transaction.atomic():
+        result, _ = event_record(
+            account=custom_event.account, custom_event=custom_event, contact=contact, source="api", **kwargs
+        )
+    return result
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not done within {timeout:g} s")
+
+
+def finished(runs):
+    return lambda: all(s in ("succeeded", "failed", "skipped") for s in runs.values_list("status", flat=True))
+
+
+@pytest.fixture
+def setup(account):
+    event = CustomEventFactory(account=account, slug="requested-demo", name="Requested Demo")
+    ActionFactory(custom_event=event, kind="add_tag", config={"tag": "demo"}, position=0)
+    ActionFactory(custom_event=event, kind="change_score", config={"delta": 7}, position=1)
+    return event
+
+
+def test_a_real_worker_runs_the_actions_of_a_recorded_event(setup, account, worker):
+    contact = ContactFactory(account=account, email="jane@example.com")
+
+    first = record(setup, contact, metadata={"planTier": "enterprise"})
+    record(setup, contact)
+
+    runs = ActionRun.objects.filter(event_record__contact=contact)
+    assert runs.count() == 4
+    wait_for(finished(runs))
+    assert set(runs.values_list("status", "attempts")) == {("succeeded", 1)}
+    contact.refresh_from_db()
+    assert contact.score == 14
+    assert list(ContactTag.objects.filter(contact=contact).values_list("name", flat=True)) == ["demo"]
+    assert all(r.duration_ms is not None for r in ActionRun.objects.filter(event_record=first))
+
+
+def test_a_real_worker_runs_waiting_runs_once_the_visitor_is_identified(setup, account, worker):
+    visitor_contact = ContactFactory(account=account, email=None)
+    record(setup, visitor_contact)
+    runs = ActionRun.objects.filter(event_record__contact=visitor_contact)
+    time.sleep(0.5)
+    assert set(runs.values_list("status", flat=True)) == {"waiting"}
+
+    with transaction.atomic():
+        Contact.objects.filter(pk=visitor_contact.pk).update(email="identified@example.com")
+        visitor_contact.email = "identified@example.com"
+        assert action_runs_resume(contact=visitor_contact) == 2
+
+    wait_for(finished(runs))
+    visitor_contact.refresh_from_db()
+    assert visitor_contact.score == 7 and set(runs.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_a_real_worker_retries_a_webhook_with_backoff(account, httpserver, settings, worker):
+    settings.AUTOMATIONS_RETRY_BACKOFF_SECONDS = 1
+    answers = iter([(500, "oops"), (503, "busy"), (200, "ok")])
+    seen = []
+
+    def handler(request):
+        seen.append(time.monotonic())
+        status, body = next(answers)
+        return Response(body, status=status)
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
+    event = CustomEventFactory(account=account, slug="signed-up")
+    ActionFactory(custom_event=event, kind="webhook", config={"url": httpserver.url_for("/hook")})
+    contact = ContactFactory(account=account, email="hook@example.com")
+
+    runs = ActionRun.objects.filter(event_record=record(event, contact))
+
+    wait_for(finished(runs))
+    run = runs.get()
+    assert (run.status, run.attempts, run.last_error) == ("succeeded", 3, "HTTP 503: busy")
+    # The backoff waited 1 s, then 2 s, between the attempts.
+    assert seen[1] - seen[0] >= 0.9 and seen[2] - seen[1] >= 1.9
+
+
+def test_broker_down_then_back_with_a_real_worker(setup, account, redis_url):
+    contact = ContactFactory(account=account, email="outage@example.com")
+    restore = celery_use_broker(f"redis://127.0.0.1:{closed_port()}/0")
+    try:
+        recorded = record(setup, contact)
+    finally:
+        restore()
+    runs = ActionRun.objects.filter(event_record=recorded)
+    assert set(runs.values_list("status", flat=True)) == {"pending"}
+
+    restore = celery_use_broker(redis_url)
+    try:
+        app.control.purge()
+        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
+            call_command("action_runs_sweep", "--older-than", "0", stdout=io.StringIO())
+            wait_for(finished(runs))
+    finally:
+        restore()
+
+    contact.refresh_from_db()
+    assert contact.score == 7 and set(runs.values_list("status", flat=True)) == {"succeeded"}

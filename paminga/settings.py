@@ -140,6 +140,8 @@ CELERY_TIMEZONE = "UTC"
 
 GRAPHENE = {
     "SCHEMA": "paminga.graphql.schema",
+    "MIDDLEWARE": ["paminga.graphql_core.ErrorMaskingMiddleware"],
+    "ATOMIC_MUTATIONS": False,
 }
 
 LOGGING = {

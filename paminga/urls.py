@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .graphql_view import PamingaGraphQLView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,5 +15,6 @@ urlpatterns = [
     path("settings/account/custom-events/", include("custom_events.urls")),
     path("automations/", include("automations.urls")),
     path("contacts/", include("automations.contact_urls")),
+    path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
     path("admin/", admin.site.urls),
 ]

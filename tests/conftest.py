@@ -1,6 +1,7 @@
 import pytest
 from django.core.cache import cache
 
+from .browser import browser, page  # noqa: F401 - Playwright fixtures for every test module
 from .factories import AccountFactory, MembershipFactory, UserFactory
 
 

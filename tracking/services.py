@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -18,6 +18,8 @@ from .models import (
     UTM_FIELDS,
     UTM_MAX_LENGTH,
     Contact,
+    ContactListMembership,
+    ContactTag,
     EventRecord,
     Impression,
     Session,
@@ -153,3 +155,121 @@ def event_record(
             raise
         action_runs_create(event_record=record)
     return record, True
+
+
+# --- Visitors, sessions and identification -------------------------------------------------------------------
+
+
+def visitor_get_or_create(*, account: Account, uid: str, now: datetime) -> Visitor:
+    """The account's visitor with this beacon id; a new one gets its own anonymous contact."""
+    visitor = Visitor.objects.select_related("contact").filter(account=account, uid=uid).first()
+    if visitor is not None:
+        return visitor
+    try:
+        # One savepoint for both rows: losing the race to a concurrent first hit leaves no orphan contact.
+        with transaction.atomic():
+            contact = Contact.objects.create(account=account)
+            return Visitor.objects.create(account=account, uid=uid, contact=contact, last_seen_at=now)
+    except IntegrityError:
+        return Visitor.objects.select_related("contact").get(account=account, uid=uid)
+
+
+def _campaign(utm: dict) -> tuple:
+    return tuple((utm.get(field) or "") for field in UTM_FIELDS)
+
+
+def session_current(*, account: Account, visitor: Visitor, now: datetime) -> Session | None:
+    """The visitor's visit still open at `now`: its last activity is within the account's inactivity timeout."""
+    session = Session.objects.filter(visitor=visitor).order_by("-last_seen_at", "-id").first()
+    if session is None or now - session.last_seen_at > timedelta(minutes=account.session_timeout_minutes):
+        return None
+    return session
+
+
+def session_for_hit(
+    *,
+    account: Account,
+    visitor: Visitor,
+    now: datetime,
+    utm: dict | None = None,
+    landing_url: str = "",
+    referrer: str = "",
+    channel: str = "",
+) -> Session:
+    """The visit a hit belongs to, started when there is none open or when the hit comes from another campaign.
+
+    A hit without UTM parameters (a click inside the site) continues the open visit; a hit whose UTM parameters
+    differ from the visit's starts a new one, as analytics tools do, so each campaign gets its own visits.
+    """
+    utm = {field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS}
+    session = session_current(account=account, visitor=visitor, now=now)
+    if session is not None and (not any(utm.values()) or _campaign(utm) == _campaign(session.utm)):
+        if now > session.last_seen_at:
+            Session.objects.filter(pk=session.pk, last_seen_at__lt=now).update(last_seen_at=now)
+            session.last_seen_at = now
+        return session
+    return Session.objects.create(
+        account=account,
+        visitor=visitor,
+        started_at=now,
+        last_seen_at=now,
+        landing_url=_clip(landing_url, URL_MAX_LENGTH),
+        referrer=_clip(referrer, URL_MAX_LENGTH),
+        channel=channel or "",
+        **utm,
+    )
+
+
+def contact_merge(*, source: Contact, target: Contact) -> Contact:
+    """Moves everything of `source` (an anonymous contact) into `target` and deletes `source`, in one transaction:
+    its visitors (and so their sessions and impressions), events, tags, lists, score and fields."""
+    if source.pk == target.pk or source.account_id != target.account_id:
+        raise ValueError("contact_merge() needs two contacts of one account")
+    with transaction.atomic():
+        Visitor.objects.filter(contact=source).update(contact=target)
+        EventRecord.objects.filter(contact=source).update(contact=target)
+        existing_tags = set(ContactTag.objects.filter(contact=target).values_list("name", flat=True))
+        ContactTag.objects.filter(contact=source).exclude(name__in=existing_tags).update(contact=target)
+        existing_lists = set(
+            ContactListMembership.objects.filter(contact=target).values_list("contact_list_id", flat=True)
+        )
+        ContactListMembership.objects.filter(contact=source).exclude(contact_list_id__in=existing_lists).update(
+            contact=target
+        )
+        # Values the known contact already has win; the anonymous history only fills gaps.
+        target.fields = {**(source.fields or {}), **(target.fields or {})}
+        target.score += source.score
+        target.save(update_fields=["fields", "score"])
+        source.delete()
+    return target
+
+
+def contact_identify(*, account: Account, visitor: Visitor, email: str) -> Contact:
+    """Makes the visitor a known contact. An anonymous visitor's earlier impressions and events become part of
+    that contact's history (merged when the contact already exists); actions waiting for identification run."""
+    from automations.services import action_runs_resume
+
+    email = email_normalize(email)
+    with transaction.atomic():
+        current = Contact.objects.select_for_update().get(pk=visitor.contact_id)
+        if current.email == email:
+            return current
+        known = Contact.objects.select_for_update().filter(account=account, email=email).first()
+        if known is None and current.is_anonymous:
+            current.email = email
+            current.identified_at = timezone.now()
+            current.save(update_fields=["email", "identified_at"])
+            target = current
+        elif known is None:
+            # The browser belonged to someone else (a shared computer): the new person starts a history of their
+            # own from here; the previous contact keeps theirs.
+            target = Contact.objects.create(account=account, email=email, identified_at=timezone.now())
+            Visitor.objects.filter(pk=visitor.pk).update(contact=target)
+        elif current.is_anonymous:
+            target = contact_merge(source=current, target=known)
+        else:
+            target = known
+            Visitor.objects.filter(pk=visitor.pk).update(contact=target)
+        visitor.contact = target
+        action_runs_resume(contact=target)
+    return target

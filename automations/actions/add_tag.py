@@ -18,6 +18,8 @@ class AddTag(ActionKind):
     kind = Action.Kind.ADD_TAG
     label = "Add a tag"
     description = "Tag the contact, e.g. watched-demo. Adding a tag the contact already has changes nothing."
+    # Additive: it runs for anonymous visitors too, and identification carries it over (tracking.contact_merge).
+    requires_known_contact = False
     settings = (TAG_SETTING,)
 
     @classmethod

@@ -11,6 +11,8 @@ class AddToList(ActionKind):
     kind = Action.Kind.ADD_TO_LIST
     label = "Add to a list"
     description = "Add the contact to a list (created by name the first time it is used)."
+    # Additive: it runs for anonymous visitors too, and identification carries it over (tracking.contact_merge).
+    requires_known_contact = False
     settings = (
         Setting(
             name="list",

@@ -173,7 +173,8 @@ class ActionKind:
     # True: the effect is a database write made in the same transaction that marks the run succeeded, so it is
     # applied exactly once. False: the effect leaves the database (email, HTTP); delivered at least once.
     transactional: ClassVar[bool] = True
-    # True: an anonymous visitor's run waits until the visitor is identified (see docs/automations.md).
+    # True: an anonymous visitor's run waits until the visitor is identified (see docs/automations.md). Only kinds
+    # whose effect survives the merge into the known contact unchanged (adding a tag, a list, points) run at once.
     requires_known_contact: ClassVar[bool] = True
     # Templates receive the class itself (to list kinds and label forms): it must not be called.
     do_not_call_in_templates: ClassVar[bool] = True

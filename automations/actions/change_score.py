@@ -15,6 +15,8 @@ class ChangeScore(ActionKind):
     kind = Action.Kind.CHANGE_SCORE
     label = "Change lead score"
     description = "Add points to the contact's lead score, or take them away with a negative number."
+    # Additive: it runs for anonymous visitors too, and identification carries it over (tracking.contact_merge).
+    requires_known_contact = False
     settings = (
         Setting(
             name="delta",

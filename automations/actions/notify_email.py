@@ -18,6 +18,8 @@ class NotifyEmail(ActionKind):
     label = "Send a notification email"
     description = "Email your team (not the contact) with the event, the contact and the event's metadata."
     transactional = False
+    # Waits for identification: the team needs to know who the contact is.
+    requires_known_contact = True
     settings = (
         Setting(
             name="to",

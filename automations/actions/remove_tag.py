@@ -9,6 +9,8 @@ class RemoveTag(ActionKind):
     kind = Action.Kind.REMOVE_TAG
     label = "Remove a tag"
     description = "Remove a tag from the contact. Removing a tag the contact does not have changes nothing."
+    # Waits for identification: removing the tag from the anonymous record would leave it on the known contact.
+    requires_known_contact = True
     settings = (TAG_SETTING,)
 
     @classmethod

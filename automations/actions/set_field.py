@@ -15,6 +15,8 @@ class SetField(ActionKind):
     kind = Action.Kind.SET_FIELD
     label = "Set a contact field"
     description = "Set one of the contact's fields (e.g. plan = enterprise), replacing any earlier value."
+    # Waits for identification: on a merge the known contact's values win, so the new value could be lost.
+    requires_known_contact = True
     settings = (
         Setting(
             name="field",

@@ -114,6 +114,8 @@ class Webhook(ActionKind):
     label = "Call a webhook"
     description = "POST the event, contact and metadata as signed JSON to your URL."
     transactional = False
+    # Waits for identification: the receiving system needs to know who the contact is.
+    requires_known_contact = True
     settings = (
         Setting(
             name="url",

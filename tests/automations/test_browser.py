@@ -1,8 +1,5 @@
-"""The Automations pages in a real browser (the system Chromium through Playwright): configure an action, see it
-run in the run log, and see what it did on the contact's page — with hostile metadata shown, never executed."""
-
-import os
-import shutil
+"""The Automations pages in a real browser (the system Chromium through Playwright, tests/browser.py): configure an
+action, see it run in the run log, and see what it did on the contact's page — hostile metadata shown, never run."""
 
 import pytest
 from django.db import transaction
@@ -13,15 +10,6 @@ from tracking.services import event_record
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 PASSWORD = "correct horse battery staple"
 
 
@@ -41,34 +29,16 @@ def live_server_in_range(transactional_db):
     raise error
 
 
-@pytest.fixture
-def browser_page(monkeypatch):
-    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but Chromium is missing at {CHROMIUM}")
-        pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(10_000)
-        dialogs = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.dialogs = dialogs
-        yield page
-        browser.close()
-
-
-def test_configure_an_action_and_see_what_it_did(live_server_in_range, browser_page):
+def test_configure_an_action_and_see_what_it_did(live_server_in_range, page):
     user = UserFactory(username="owner@acme.test")
     membership = MembershipFactory(user=user)
     account = membership.account
     event = CustomEventFactory(account=account, name="Requested Demo", slug="requested-demo")
     contact = ContactFactory(account=account, email="jane@example.com")
-    page, base = browser_page, live_server_in_range.url
+    base = live_server_in_range.url
+    page.set_default_timeout(10_000)
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
     page.goto(f"{base}/login/")
     page.fill("input[name=username]", "owner@acme.test")
@@ -121,4 +91,4 @@ def test_configure_an_action_and_see_what_it_did(live_server_in_range, browser_p
     assert page.locator("#contact-tags").inner_text().strip() == "<b>hot</b>"
     assert "<script>window.__xss = 1</script>" in page.locator("code.metadata").inner_text()
     assert page.evaluate("window.__xss") is None
-    assert page.dialogs == []
+    assert dialogs == []

@@ -2,15 +2,16 @@
 that waited for an anonymous visitor to be identified."""
 
 import pytest
+from django.core import mail
 from django.db import IntegrityError, transaction
 
 from automations import tasks
 from automations.cache import event_actions_version, event_has_no_actions_remember
 from automations.models import ActionRun
 from automations.services import action_create, action_delete, action_runs_create, action_runs_resume, action_update
-from tests.factories import ActionFactory, ActionRunFactory, ContactFactory, EventRecordFactory
-from tracking.models import Contact, ContactTag, EventRecord
-from tracking.services import event_record
+from tests.factories import ActionFactory, ActionRunFactory, ContactFactory, EventRecordFactory, VisitorFactory
+from tracking.models import Contact, EventRecord
+from tracking.services import contact_identify, event_record
 
 pytestmark = pytest.mark.django_db
 
@@ -104,8 +105,8 @@ def test_a_stale_negative_entry_written_after_a_change_is_not_trusted(event, con
     assert len(action_runs_create(event_record=record)) == 1
 
 
-def test_anonymous_visitors_runs_wait_and_are_not_enqueued(event, anonymous_contact, sent, fire):
-    for kind, config in [
+def test_for_anonymous_visitors_additive_kinds_run_and_the_others_wait(event, anonymous_contact, sent, fire):
+    kinds = [
         ("add_tag", {"tag": "t"}),
         ("remove_tag", {"tag": "t"}),
         ("add_to_list", {"list": "l"}),
@@ -113,60 +114,74 @@ def test_anonymous_visitors_runs_wait_and_are_not_enqueued(event, anonymous_cont
         ("set_field", {"field": "f", "value": "v"}),
         ("notify_email", {"to": ["team@acme.test"]}),
         ("webhook", {"url": "https://example.com/h"}),
-    ]:
+    ]
+    for kind, config in kinds:
         action_create(custom_event=event, kind=kind, config=config)
 
     record = fire(event, anonymous_contact, source="beacon")
 
-    assert set(ActionRun.objects.filter(event_record=record).values_list("status", flat=True)) == {"waiting"}
-    assert ActionRun.objects.filter(event_record=record).count() == 7
-    assert sent == []
+    runs = ActionRun.objects.filter(event_record=record).select_related("action")
+    assert {run.action.kind: run.status for run in runs} == {
+        "add_tag": "pending",
+        "add_to_list": "pending",
+        "change_score": "pending",
+        "remove_tag": "waiting",
+        "set_field": "waiting",
+        "notify_email": "waiting",
+        "webhook": "waiting",
+    }
+    assert sorted(sent) == sorted(run.pk for run in runs if run.status == "pending")
 
 
-def test_resume_when_the_anonymous_contact_is_given_an_email(
-    event, anonymous_contact, fire, django_capture_on_commit_callbacks
+@pytest.fixture
+def visitor(account, anonymous_contact):
+    return VisitorFactory(account=account, contact=anonymous_contact)
+
+
+def test_identifying_a_new_contact_resumes_its_waiting_runs(
+    event, account, visitor, fire, django_capture_on_commit_callbacks
 ):
-    ActionFactory(custom_event=event, kind="add_tag", config={"tag": "identified-later"})
-    ActionFactory(custom_event=event, kind="change_score", config={"delta": 5})
-    fire(event, anonymous_contact, source="beacon")
-    fire(event, anonymous_contact, source="beacon")
-    assert not ContactTag.objects.exists()
+    ActionFactory(custom_event=event, kind="set_field", config={"field": "stage", "value": "engaged"})
+    ActionFactory(custom_event=event, kind="notify_email", config={"to": ["team@acme.test"]})
+    fire(event, visitor.contact, source="beacon")
+    fire(event, visitor.contact, source="beacon")
+    assert set(ActionRun.objects.values_list("status", flat=True)) == {"waiting"} and mail.outbox == []
 
     with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            Contact.objects.filter(pk=anonymous_contact.pk).update(email="late@example.com")
-            anonymous_contact.email = "late@example.com"
-            resumed = action_runs_resume(contact=anonymous_contact)
+        contact = contact_identify(account=account, visitor=visitor, email="late@example.com")
 
-    assert resumed == 4
-    anonymous_contact.refresh_from_db()
-    assert anonymous_contact.score == 10
-    assert list(anonymous_contact.tags.values_list("name", flat=True)) == ["identified-later"]
+    contact.refresh_from_db()
+    assert contact.fields == {"stage": "engaged"}
+    assert len(mail.outbox) == 2 and "Contact:   late@example.com" in mail.outbox[0].body
     assert set(ActionRun.objects.values_list("status", flat=True)) == {"succeeded"}
 
 
-def test_resume_after_a_merge_into_a_known_contact(
-    event, account, anonymous_contact, contact, fire, django_capture_on_commit_callbacks
+def test_identifying_into_an_existing_contact_merges_and_resumes(
+    event, account, visitor, contact, fire, django_capture_on_commit_callbacks
 ):
-    ActionFactory(custom_event=event, kind="add_tag", config={"tag": "merged"})
-    fire(event, anonymous_contact, source="beacon")
+    ActionFactory(custom_event=event, kind="add_tag", config={"tag": "merged"}, position=0)
+    ActionFactory(custom_event=event, kind="change_score", config={"delta": 5}, position=1)
+    ActionFactory(custom_event=event, kind="set_field", config={"field": "stage", "value": "sql"}, position=2)
+    Contact.objects.filter(pk=contact.pk).update(score=100, fields={"stage": "lead"})
+    fire(event, visitor.contact, source="beacon")
+    anonymous = Contact.objects.get(pk=visitor.contact_id)
+    assert (anonymous.score, list(anonymous.tags.values_list("name", flat=True))) == (5, ["merged"])
     # Someone else's waiting run, in the same account, must stay waiting.
-    bystander = ContactFactory(account=account, email=None)
-    bystander_record = fire(event, bystander, source="beacon")
+    bystander_record = fire(event, ContactFactory(account=account, email=None), source="beacon")
 
     with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            EventRecord.objects.filter(contact=anonymous_contact).update(contact=contact)
-            anonymous_contact.delete()
-            resumed = action_runs_resume(contact=contact)
+        known = contact_identify(account=account, visitor=visitor, email=contact.email)
 
-    assert resumed == 1
-    assert list(contact.tags.values_list("name", flat=True)) == ["merged"]
-    assert ActionRun.objects.get(event_record=bystander_record).status == "waiting"
+    known.refresh_from_db()
+    assert known.pk == contact.pk and not Contact.objects.filter(pk=anonymous.pk).exists()
+    # Applied while anonymous, carried over by the merge; the field waited, so the event's value wins.
+    assert (known.score, known.fields) == (105, {"stage": "sql"})
+    assert list(known.tags.values_list("name", flat=True)) == ["merged"]
+    assert ActionRun.objects.get(event_record=bystander_record, action__kind="set_field").status == "waiting"
 
 
 def test_resume_of_an_anonymous_contact_or_nothing_waiting_is_zero(event, anonymous_contact, contact, sent, fire):
-    ActionFactory(custom_event=event)
+    ActionFactory(custom_event=event, kind="set_field", config={"field": "f", "value": "v"})
     fire(event, anonymous_contact, source="beacon")
 
     assert action_runs_resume(contact=anonymous_contact) == 0
@@ -175,16 +190,37 @@ def test_resume_of_an_anonymous_contact_or_nothing_waiting_is_zero(event, anonym
     assert sent == []
 
 
+def test_resume_counts_and_enqueues_after_commit(
+    event, account, anonymous_contact, sent, fire, django_capture_on_commit_callbacks
+):
+    ActionFactory(custom_event=event, kind="remove_tag", config={"tag": "cold"})
+    fire(event, anonymous_contact, source="beacon")
+    fire(event, anonymous_contact, source="beacon")
+    waiting = sorted(ActionRun.objects.values_list("pk", flat=True))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with transaction.atomic():
+            Contact.objects.filter(pk=anonymous_contact.pk).update(email="x@example.com")
+            anonymous_contact.email = "x@example.com"
+            assert action_runs_resume(contact=anonymous_contact) == 2
+            assert sent == []
+    assert set(ActionRun.objects.values_list("status", flat=True)) == {"pending"}
+    for callback in callbacks:
+        callback()
+    assert sorted(sent) == waiting
+
+
 def test_a_run_that_finds_its_contact_still_anonymous_goes_back_to_waiting(event, anonymous_contact):
     from automations.services import action_run_execute
 
     run = ActionRunFactory(
-        action=ActionFactory(custom_event=event),
+        action=ActionFactory(custom_event=event, kind="set_field", config={"field": "f", "value": "v"}),
         event_record=EventRecordFactory(custom_event=event, contact=anonymous_contact),
     )
 
     outcome = action_run_execute(run_id=run.pk)
 
     run.refresh_from_db()
+    anonymous_contact.refresh_from_db()
     assert outcome.status == "waiting" and (run.status, run.attempts) == ("waiting", 0)
-    assert not ContactTag.objects.exists()
+    assert anonymous_contact.fields == {}

@@ -14,12 +14,11 @@ from django.db import transaction
 from werkzeug import Response
 
 from automations.models import ActionRun
-from automations.services import action_runs_resume
 from paminga.celery import app
 from tests.automations.services import celery_use_broker, closed_port, require_services
-from tests.factories import ActionFactory, ContactFactory, CustomEventFactory
-from tracking.models import Contact, ContactTag
-from tracking.services import event_record
+from tests.factories import ActionFactory, ContactFactory, CustomEventFactory, VisitorFactory
+from tracking.models import ContactTag
+from tracking.services import contact_identify, event_record
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -42,10 +41,9 @@ def worker(redis_url):
 
 def record(custom_event, contact, **kwargs):
     """Records an event the way the beacon and the API do: in a transaction that commits, then enqueues."""
+    kwargs.setdefault("source", "api")
     with transaction.atomic():
-        result, _ = event_record(
-            account=custom_event.account, custom_event=custom_event, contact=contact, source="api", **kwargs
-        )
+        result, _ = event_record(account=custom_event.account, custom_event=custom_event, contact=contact, **kwargs)
     return result
 
 
@@ -87,20 +85,19 @@ def test_a_real_worker_runs_the_actions_of_a_recorded_event(setup, account, work
 
 
 def test_a_real_worker_runs_waiting_runs_once_the_visitor_is_identified(setup, account, worker):
-    visitor_contact = ContactFactory(account=account, email=None)
-    record(setup, visitor_contact)
-    runs = ActionRun.objects.filter(event_record__contact=visitor_contact)
-    time.sleep(0.5)
-    assert set(runs.values_list("status", flat=True)) == {"waiting"}
+    ActionFactory(custom_event=setup, kind="set_field", config={"field": "stage", "value": "demo"}, position=2)
+    visitor = VisitorFactory(account=account)
+    record(setup, visitor.contact, visitor=visitor, source="beacon")
+    runs = ActionRun.objects.filter(action__kind="set_field")
+    wait_for(lambda: ActionRun.objects.filter(status="succeeded").count() == 2)  # tag and score: no need to wait
+    assert list(runs.values_list("status", flat=True)) == ["waiting"]
 
-    with transaction.atomic():
-        Contact.objects.filter(pk=visitor_contact.pk).update(email="identified@example.com")
-        visitor_contact.email = "identified@example.com"
-        assert action_runs_resume(contact=visitor_contact) == 2
+    contact = contact_identify(account=account, visitor=visitor, email="identified@example.com")
 
     wait_for(finished(runs))
-    visitor_contact.refresh_from_db()
-    assert visitor_contact.score == 7 and set(runs.values_list("status", flat=True)) == {"succeeded"}
+    contact.refresh_from_db()
+    assert (contact.score, contact.fields) == (7, {"stage": "demo"})
+    assert set(ActionRun.objects.values_list("status", flat=True)) == {"succeeded"}
 
 
 def test_a_real_worker_retries_a_webhook_with_backoff(account, httpserver, settings, worker):

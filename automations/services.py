@@ -339,24 +339,14 @@ def action_run_execute(*, run_id: int) -> RunOutcome | None:
     succeeded, under a lock on the run: exactly once, even when the task is delivered twice or the worker dies
     half-way. Effects outside the database (email, webhook) are claimed first (status running), performed outside
     any transaction and then recorded: at least once, with the run id sent along so receivers can deduplicate."""
-    head = ActionRun.objects.filter(pk=run_id).select_related("action").only("status", "action__kind").first()
-    if head is None:
-        return None
-    if head.status not in RUNNABLE:
-        return RunOutcome(head.status)
-    kind_cls = kind_get(head.action.kind)
-    if kind_cls is not None and not kind_cls.transactional:
-        return _execute_external(run_id)
-    return _execute_transactional(run_id)
-
-
-def _execute_transactional(run_id: int) -> RunOutcome:
     started = time.monotonic()
     try:
         with transaction.atomic():
             run = _load_for_update(run_id)
             if run is None:
-                return RunOutcome(ActionRun.objects.values_list("status", flat=True).get(pk=run_id))
+                # Gone, or not runnable (finished, waiting, or running elsewhere): nothing to do.
+                status = ActionRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+                return None if status is None else RunOutcome(status)
             run.attempts += 1
             run.started_at = timezone.now()
             status, config = _precheck(run)
@@ -364,32 +354,18 @@ def _execute_transactional(run_id: int) -> RunOutcome:
                 return _settle(run, status=status, reason=config, started=started)
             kind_cls = kind_get(run.action.kind)
             ctx = RunContext(run=run, event_record=run.event_record, contact=run.event_record.contact)
-            result = kind_cls(config).run(ctx)
-            _finish(run, status=ActionRun.Status.SUCCEEDED, result=result, started=started)
-        return RunOutcome(ActionRun.Status.SUCCEEDED)
+            if kind_cls.transactional:
+                result = kind_cls(config).run(ctx)
+                _finish(run, status=ActionRun.Status.SUCCEEDED, result=result, started=started)
+                return RunOutcome(ActionRun.Status.SUCCEEDED)
+            # Claimed: another delivery now finds the run running and leaves it alone.
+            run.status = ActionRun.Status.RUNNING
+            run.save(update_fields=["status", "attempts", "started_at"])
     except Exception as exc:  # noqa: BLE001 - rolled back: the effect did not happen; record the attempt
         return _record_failure(run_id, exc, started=started, claimed_attempt=None)
 
-
-def _execute_external(run_id: int) -> RunOutcome:
-    started = time.monotonic()
-    with transaction.atomic():
-        run = _load_for_update(run_id)
-        if run is None:
-            return RunOutcome(ActionRun.objects.values_list("status", flat=True).get(pk=run_id))
-        run.attempts += 1
-        run.started_at = timezone.now()
-        status, config = _precheck(run)
-        if status is not None:
-            return _settle(run, status=status, reason=config, started=started)
-        # Claimed: another delivery now finds the run running and leaves it alone.
-        run.status = ActionRun.Status.RUNNING
-        run.save(update_fields=["status", "attempts", "started_at"])
     try:
-        kind_cls = kind_get(run.action.kind)
-        result = kind_cls(config).run(
-            RunContext(run=run, event_record=run.event_record, contact=run.event_record.contact)
-        )
+        result = kind_cls(config).run(ctx)
     except Exception as exc:  # noqa: BLE001 - classified in _record_failure
         return _record_failure(run_id, exc, started=started, claimed_attempt=run.attempts)
     with transaction.atomic():

@@ -3,8 +3,10 @@
 
 import graphene
 
+from automations.graphql import AutomationsMutation, AutomationsQuery
 
-class Query(graphene.ObjectType):
+
+class Query(AutomationsQuery, graphene.ObjectType):
     ping = graphene.Boolean(required=True, description="Always true: the API is reachable and the key is valid.")
 
     def resolve_ping(root, info):
@@ -14,4 +16,8 @@ class Query(graphene.ObjectType):
         return True
 
 
-schema = graphene.Schema(query=Query, auto_camelcase=False)
+class Mutation(AutomationsMutation, graphene.ObjectType):
+    pass
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation, auto_camelcase=False)

@@ -28,9 +28,11 @@ class AddTag(ActionKind):
 
     def run(self, ctx: RunContext) -> str:
         tag = self.config["tag"]
-        if ContactTag.objects.filter(contact=ctx.contact, name=tag).exists():
+        existing = set(ContactTag.objects.filter(contact=ctx.contact).values_list("name", flat=True))
+        if tag in existing:
             return f"Already tagged “{tag}”"
-        if ContactTag.objects.filter(contact=ctx.contact).count() >= MAX_TAGS_PER_CONTACT:
+        if len(existing) >= MAX_TAGS_PER_CONTACT:
             raise PermanentError(f"The contact already has {MAX_TAGS_PER_CONTACT} tags, the most a contact can have.")
-        ContactTag.objects.get_or_create(contact=ctx.contact, name=tag)
+        # A concurrent run adding the same tag wins the unique constraint; this one then changes nothing.
+        ContactTag.objects.bulk_create([ContactTag(contact=ctx.contact, name=tag)], ignore_conflicts=True)
         return f"Added tag “{tag}”"

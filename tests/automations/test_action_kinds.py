@@ -37,6 +37,17 @@ def test_add_tag(event, contact, fire):
     assert run_of(second).result == "Already tagged “demo-requested”"
 
 
+def test_add_tag_refuses_a_501st_tag_permanently(event, contact, fire):
+    ContactTag.objects.bulk_create([ContactTag(contact=contact, name=f"t{i}") for i in range(500)])
+    ActionFactory(custom_event=event, kind="add_tag", config={"tag": "one-more"})
+
+    run = run_of(fire(event, contact))
+
+    assert (run.status, run.attempts) == ("failed", 1)
+    assert run.last_error == "The contact already has 500 tags, the most a contact can have."
+    assert ContactTag.objects.filter(contact=contact).count() == 500
+
+
 def test_remove_tag(event, contact, fire):
     ContactTag.objects.create(contact=contact, name="cold")
     ContactTag.objects.create(contact=contact, name="keep")
@@ -64,6 +75,22 @@ def test_add_to_list_creates_the_list_once_in_the_contacts_account(event, contac
     assert ContactListMembership.objects.filter(contact=contact).count() == 1
     assert run_of(first).result == "Added to list “Demo requests”"
     assert run_of(again).result == "Already in list “Demo requests”"
+
+
+def test_add_to_list_refuses_a_new_list_past_the_accounts_limit(event, contact, fire):
+    ContactList.objects.bulk_create([ContactList(account=event.account, name=f"l{i}") for i in range(1000)])
+    ActionFactory(custom_event=event, kind="add_to_list", config={"list": "One more"})
+    ActionFactory(custom_event=event, kind="add_to_list", config={"list": "l7"}, position=1)
+
+    record = fire(event, contact)
+
+    runs = {run.action.config["list"]: run for run in ActionRun.objects.filter(event_record=record)}
+    assert (runs["One more"].status, runs["One more"].last_error) == (
+        "failed",
+        "The account already has 1000 lists, the most it can have.",
+    )
+    assert runs["l7"].status == "succeeded"  # existing lists still work
+    assert list(contact.lists.values_list("name", flat=True)) == ["l7"]
 
 
 def test_change_score_up_and_down(event, account, contact, fire):

@@ -84,7 +84,7 @@ class ActionForm(forms.Form):
 
 class RunFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "All statuses"), *ActionRun.Status.choices])
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    before = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput)
 
 
 class ContactSearchForm(forms.Form):

@@ -72,7 +72,7 @@ def action_create(
     cleaned_config, cleaned_condition = _action_clean(kind=kind, config=config, condition=condition)
     with transaction.atomic():
         # Serialises concurrent additions to one event, so the limit and the positions hold.
-        CustomEvent.objects.select_for_update().filter(pk=custom_event.pk).exists()
+        list(CustomEvent.objects.select_for_update().filter(pk=custom_event.pk).values_list("pk", flat=True))
         existing = Action.objects.filter(custom_event=custom_event)
         if existing.count() >= MAX_ACTIONS_PER_EVENT:
             raise ValidationError(

@@ -1,13 +1,15 @@
 """Automations benchmark: a real Celery worker (2 prefork processes) on Redis and PostgreSQL.
 
 Measures, in one run:
-  - baseline: a no-op Celery task's throughput and enqueue → done latency (the broker and worker alone);
-  - actions completed per second when events with two database actions (add a tag, change the score) are
-    recorded as fast as one process can (tracking.services.event_record, the beacon's and the API's write path);
+  - baseline: a no-op Celery task (the broker and the worker alone): completed per second while the worker drains
+    a backlog, and enqueue → done latency with tasks paced so nothing queues;
+  - actions completed per second while the worker drains the runs of events that have two database actions
+    (add a tag, change the score), recorded through tracking.services.event_record (the beacon's and the API's
+    write path);
   - event recorded (committed) → action finished latency, p50 / p95, with events paced so nothing queues;
-  - the recording cost itself: events/s through event_record for an event without actions vs one with actions
-    (the run rows and the broker publish are what actions add to the hot path);
-and prints each figure with its ratio to the baseline.
+  - the recording cost on the hot path, with no worker running: events/s through event_record for an event
+    without actions vs one with two actions (the run rows and the broker publishes are what actions add);
+and prints each figure with its ratio to its baseline.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/paminga_automations REDIS_URL=redis://127.0.0.1:6379/3 \\
         .venv/bin/python bench/automations_bench.py [--events 1000] [--paced 200] [--rate 25]
@@ -83,37 +85,61 @@ def main() -> None:
     r = redis.Redis.from_url(os.environ["REDIS_URL"])
     r.flushdb()
 
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "automations_worker", "worker", "-c", str(args.concurrency),
-         "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"},
-    )  # fmt: skip
+    def start_worker():
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "automations_worker", "worker", "-c", str(args.concurrency),
+             "-P", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"},
+        )  # fmt: skip
+
+    def stop(worker):
+        worker.terminate()
+        worker.wait(60)
+
+    def fire(event, contact):
+        with transaction.atomic():
+            record, _ = event_record(account=account, custom_event=event, contact=contact, source="api")
+        return record, time.time()
+
+    def drain_rate(finish_times: list[float]) -> float:
+        """Completions per second while the worker drains a backlog: first to last completion."""
+        return (len(finish_times) - 1) / (max(finish_times) - min(finish_times))
+
+    n = args.events * actions_per_event
+    runs = ActionRun.objects.filter(account=account)
+
+    # 1. Baseline throughput: a backlog of n no-op tasks, drained by the worker.
+    for i in range(n):
+        noop.delay(i)
+    worker = start_worker()
     try:
+        wait_until(lambda: r.hlen("bench:noop") >= n, 600, "no-op tasks")
+    finally:
+        stop(worker)
+    noop_rate = drain_rate([float(v) for v in r.hvals("bench:noop")])
+    r.delete("bench:noop")
 
-        def fire(event, contact):
-            with transaction.atomic():
-                record, _ = event_record(account=account, custom_event=event, contact=contact, source="api")
-            return record, time.time()
+    # 2. The hot path, with no worker running: recording an event without actions vs with two actions (the run
+    #    rows and the broker publishes are what actions add). The events with actions become the backlog of 3.
+    def record_rate(event, count):
+        start = time.perf_counter()
+        for i in range(count):
+            fire(event, contacts[i % len(contacts)])
+        return count / (time.perf_counter() - start)
 
-        # Warm up: both worker processes started, connections open, code paths imported.
-        for i in range(20):
-            noop.delay(-1 - i)
-            fire(with_actions, contacts[i % len(contacts)])
-        wait_until(lambda: ActionRun.objects.filter(account=account, status="succeeded").count() == 40, 60, "warm-up")
-        r.delete("bench:noop")
+    plain_rate = record_rate(without_actions, args.events)
+    actions_record_rate = record_rate(with_actions, args.events)
 
-        # 1. Baseline throughput: no-op tasks enqueued back to back.
-        n = args.events * actions_per_event
-        start = time.time()
-        for i in range(n):
-            noop.delay(i)
-        wait_until(lambda: r.hlen("bench:noop") >= n, 300, "no-op tasks")
-        done = [float(v) for v in r.hvals("bench:noop")]
-        noop_rate = n / (max(done) - start)
-        r.delete("bench:noop")
+    # 3. Actions throughput: the backlog of 2 × events action runs from 2., drained by the worker.
+    worker = start_worker()
+    try:
+        wait_until(lambda: runs.filter(status="succeeded").count() >= n, 900, "action runs")
+        failed = runs.exclude(status="succeeded").count()
+        actions_rate = drain_rate([t.timestamp() for t in runs.values_list("finished_at", flat=True)])
 
-        # 2. Baseline latency: paced no-op tasks.
+        # 4. Latency, the worker idle and waiting: paced no-op tasks, then paced events.
+        runs.delete()
         sent = {}
         for i in range(args.paced):
             sent[i] = time.time()
@@ -122,20 +148,6 @@ def main() -> None:
         wait_until(lambda: r.hlen("bench:noop") >= args.paced, 60, "paced no-op tasks")
         noop_latency = [(float(r.hget("bench:noop", i)) - sent[i]) * 1000 for i in range(args.paced)]
 
-        # 3. Actions throughput: events recorded back to back, each with two actions.
-        ActionRun.objects.filter(account=account).delete()
-        start = time.time()
-        for i in range(args.events):
-            fire(with_actions, contacts[i % len(contacts)])
-        record_seconds = time.time() - start
-        runs = ActionRun.objects.filter(account=account)
-        wait_until(lambda: runs.filter(status="succeeded").count() >= n, 600, "action runs")
-        last = max(runs.values_list("finished_at", flat=True)).timestamp()
-        actions_rate = n / (last - start)
-        failed = runs.exclude(status="succeeded").count()
-
-        # 4. Latency: paced events; event committed → each action finished.
-        runs.delete()
         committed = {}
         for i in range(args.paced):
             record, at = fire(with_actions, contacts[i % len(contacts)])
@@ -146,19 +158,8 @@ def main() -> None:
             (finished.timestamp() - committed[record_id]) * 1000
             for record_id, finished in runs.values_list("event_record_id", "finished_at")
         ]
-
-        # 5. The hot path: recording with and without actions (the worker keeps consuming meanwhile).
-        def record_rate(event, count):
-            start = time.perf_counter()
-            for i in range(count):
-                fire(event, contacts[i % len(contacts)])
-            return count / (time.perf_counter() - start)
-
-        plain_rate = record_rate(without_actions, args.events)
-        actions_record_rate = record_rate(with_actions, args.events)
     finally:
-        worker.terminate()
-        worker.wait(30)
+        stop(worker)
 
     def line(label, value, unit, baseline=None, ratio_label=""):
         ratio = f"   {value / baseline:5.2f}× {ratio_label}" if baseline else ""
@@ -183,7 +184,6 @@ def main() -> None:
     line("events/s, event without actions (baseline)", plain_rate, "events/s")
     line("events/s, event with 2 actions (runs + publish)", actions_record_rate, "events/s", plain_rate,
          "the rate without actions")  # fmt: skip
-    line("  (throughput phase: recording alone)", args.events / record_seconds, "events/s")
 
 
 if __name__ == "__main__":

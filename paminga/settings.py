@@ -184,3 +184,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("AUTOMATIONS_SWEEP_INTERVAL_SECONDS", default=60.0),
     },
 }
+# Celery's Django fixup closes the database connection around every task unless this is set, so each task would
+# pay a new PostgreSQL connection; workers reuse it for this many tasks instead, and paminga.celery closes it
+# earlier when Django would (CONN_MAX_AGE, errors), as it does between requests.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from automations import services, tasks
@@ -214,3 +215,27 @@ def test_the_sweep_task_sweeps(score_action, event, contact):
 
     run.refresh_from_db()
     assert run.status == "succeeded"
+
+
+def test_broker_down_a_request_that_enqueues_still_succeeds(
+    client_logged_in, score_action, event, contact, broker_down, django_capture_on_commit_callbacks
+):
+    run = ActionRunFactory(
+        action=score_action,
+        event_record=EventRecordFactory(custom_event=event, contact=contact),
+        status="failed",
+        attempts=5,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_logged_in.post(reverse("automations:action_run_retry", args=[event.pk, run.pk]))
+
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == ("pending", 0)
+
+    celery_use_broker(None)
+    assert sweep("--older-than", "0")["enqueued"] == 1
+    run.refresh_from_db()
+    contact.refresh_from_db()
+    assert (run.status, contact.score) == ("succeeded", 5)

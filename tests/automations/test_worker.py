@@ -6,11 +6,13 @@ REQUIRE_SERVICES=1."""
 
 import io
 import time
+from contextlib import contextmanager
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connections, transaction
 from werkzeug import Response
 
 from automations.models import ActionRun
@@ -28,15 +30,29 @@ def redis_url():
     return require_services(redis=True, postgresql=True)
 
 
-@pytest.fixture
-def worker(redis_url):
+def _close_connections(**kwargs):
+    # The worker thread's own connections: closed after each task, or they would outlive the test (and keep the
+    # test database from being dropped), since workers reuse connections across tasks (CELERY_DB_REUSE_MAX).
+    connections.close_all()
+
+
+@contextmanager
+def running_worker(redis_url):
     restore = celery_use_broker(redis_url)
-    app.control.purge()  # messages left by an interrupted earlier run would only add noise
+    task_postrun.connect(_close_connections)
     try:
+        app.control.purge()  # messages left by an interrupted earlier run would only add noise
         with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
             yield
     finally:
+        task_postrun.disconnect(_close_connections)
         restore()
+
+
+@pytest.fixture
+def worker(redis_url):
+    with running_worker(redis_url):
+        yield
 
 
 def record(custom_event, contact, **kwargs):
@@ -134,14 +150,9 @@ def test_broker_down_then_back_with_a_real_worker(setup, account, redis_url):
     runs = ActionRun.objects.filter(event_record=recorded)
     assert set(runs.values_list("status", flat=True)) == {"pending"}
 
-    restore = celery_use_broker(redis_url)
-    try:
-        app.control.purge()
-        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=10):
-            call_command("action_runs_sweep", "--older-than", "0", stdout=io.StringIO())
-            wait_for(finished(runs))
-    finally:
-        restore()
+    with running_worker(redis_url):
+        call_command("action_runs_sweep", "--older-than", "0", stdout=io.StringIO())
+        wait_for(finished(runs))
 
     contact.refresh_from_db()
     assert contact.score == 7 and set(runs.values_list("status", flat=True)) == {"succeeded"}

@@ -7,7 +7,6 @@ the one error shape (`extensions: {code, field}`) with a code from CustomEventEr
 
 import graphene
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from paminga.graphql_core import JSON, ApiError, account_from_info, api_error_from_validation
 
@@ -100,9 +99,12 @@ class TriggerCustomEventInput(graphene.InputObjectType):
     )
 
 
-def _trigger(account, item) -> None:
-    request = services.custom_event_trigger_clean(**dict(item))
-    services.custom_event_trigger(account=account, request=request)
+def _clean(item):
+    """The input's envelope validated, or the ValidationError that refuses it."""
+    try:
+        return services.custom_event_trigger_clean(**dict(item))
+    except ValidationError as exc:
+        return exc
 
 
 class CustomEventError(graphene.ObjectType):
@@ -256,7 +258,7 @@ class CustomEventsMutation(graphene.ObjectType):
     def resolve_trigger_custom_event(root, info, input):
         account = account_from_info(info)
         try:
-            _trigger(account, input)
+            services.custom_event_trigger(account=account, request=services.custom_event_trigger_clean(**dict(input)))
         except ValidationError as exc:
             raise _api_error(exc) from None
         return True
@@ -269,24 +271,21 @@ class CustomEventsMutation(graphene.ObjectType):
                 code=CustomEventErrorCode.INVALID_INPUT,
                 field="inputs",
             )
+        # One transaction and one commit for the whole batch; a refused input writes nothing and stops nothing.
+        outcomes = services.custom_event_trigger_many(account=account, requests=[_clean(item) for item in inputs])
         results = []
-        # One commit for the whole batch (that is what makes it fast); each input runs in its own savepoint, so a
-        # refused input leaves nothing behind and does not undo the others.
-        with transaction.atomic():
-            for index, item in enumerate(inputs):
-                try:
-                    _trigger(account, item)
-                except ValidationError as exc:
-                    error = _api_error(exc)
-                    results.append(
-                        TriggerCustomEventResult(
-                            index=index,
-                            ok=False,
-                            error=CustomEventError(code=error.code, message=error.message, field=error.field),
-                        )
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, ValidationError):
+                error = _api_error(outcome)
+                results.append(
+                    TriggerCustomEventResult(
+                        index=index,
+                        ok=False,
+                        error=CustomEventError(code=error.code, message=error.message, field=error.field),
                     )
-                else:
-                    results.append(TriggerCustomEventResult(index=index, ok=True, error=None))
+                )
+            else:
+                results.append(TriggerCustomEventResult(index=index, ok=True, error=None))
         return results
 
     def resolve_create_custom_event(root, info, input):

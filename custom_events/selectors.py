@@ -46,6 +46,16 @@ def marketing_source_get_or_404(*, account: Account, pk: int) -> MarketingSource
     return get_object_or_404(MarketingSource, account=account, pk=pk)
 
 
+def contact_map_by_email(*, account: Account, emails: set[str]) -> dict:
+    """{email: Contact} for those of these (normalized) emails the account has contacts for: one query where
+    tracking.services.contact_get_or_create would make one per email, for firing many events at once."""
+    from tracking.models import Contact
+
+    if not emails:
+        return {}
+    return {c.email: c for c in Contact.objects.filter(account=account, email__in=emails).order_by()}
+
+
 def marketing_source_unmatched_names(*, account: Account, days: int = 30, limit: int = 20) -> list[dict]:
     """Source names that API events sent in the last `days` days but that match no configured marketing source,
     most frequent first: [{"name", "events", "last_seen"}]. They are candidates to add as marketing sources."""

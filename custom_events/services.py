@@ -268,15 +268,83 @@ def custom_event_trigger_clean(
 def custom_event_trigger(*, account: Account, request: TriggerRequest):
     """Fires a custom event for the contact with this email (created if there is none), in one transaction, with
     `source = api`. Returns (EventRecord, created): with an idempotency key already used for this event and contact,
-    the earlier record and False.
+    the earlier record and False. Raises ValidationError (code unknown_event, idempotency_key_reused) and records
+    nothing when the event cannot be fired.
 
     Without a visitor id no impression is attributed (there is no browser session). With one, the visitor is
     identified as the contact and the event is attributed like a beacon hit of that visitor's current session.
     An unknown marketing source name is kept as given (`marketing_source_name`) with no matched source.
     """
+    (result,) = custom_event_trigger_many(account=account, requests=[request])
+    if isinstance(result, ValidationError):
+        raise result
+    return result
+
+
+def custom_event_trigger_many(*, account: Account, requests: list):
+    """Fires several events in one transaction, each as `custom_event_trigger` would. Returns one result per request,
+    in order: (EventRecord, created), or the ValidationError that refused it (a refused request writes nothing and
+    does not stop the others). A request already refused by `custom_event_trigger_clean` may be passed as its
+    ValidationError; it stays in its place.
+
+    Everything that can refuse a request is checked before anything is written for it, so a refusal needs no
+    savepoint; an unexpected error while writing rolls the whole transaction back.
+    """
+    from tracking.cache import custom_events_cache_clear
+
+    from .selectors import contact_map_by_email, custom_event_get
+
+    triggers = [r for r in requests if isinstance(r, TriggerRequest)]
+    for attempt in (1, 2):
+        # One query for the contacts of the whole batch (requests with a visitor id identify it instead).
+        contacts = contact_map_by_email(account=account, emails={r.email for r in triggers if not r.visitor_id})
+        try:
+            with transaction.atomic():
+                return [_trigger_one(account, request, contacts) for request in requests]
+        except IntegrityError:
+            # A definition was deleted while a cached copy of it was used (its foreign key fails, at the latest on
+            # commit): forget the cached copies and try once more, so the callers get the answer they would have
+            # got a moment later (UNKNOWN_EVENT).
+            custom_events_cache_clear(account=account)
+            if attempt == 2 or all(custom_event_get(account=account, slug=r.slug) for r in triggers):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _trigger_one(account: Account, request, contacts: dict):
+    if isinstance(request, ValidationError):
+        return request
+    try:
+        custom_event, replay = _trigger_check(account, request)
+    except ValidationError as exc:
+        return exc
+    if replay is not None:
+        return replay, False
+    return _trigger_write(account, request, custom_event, contacts)
+
+
+def _trigger_check(account: Account, request: TriggerRequest):
+    """The reads that can refuse a request: the event must exist; an idempotency key must name the same event and
+    contact as before. Returns (custom_event, the earlier record for this key or None)."""
+    from tracking.cache import custom_event_get_cached
+
+    custom_event = custom_event_get_cached(account=account, slug=request.slug)
+    if custom_event is None:
+        raise _unknown_event(request.slug)
+    replay = None
+    if request.idempotency_key:
+        replay = _idempotent_replay(
+            account=account,
+            stored_key=API_IDEMPOTENCY_NAMESPACE + request.idempotency_key,
+            custom_event=custom_event,
+            email=request.email,
+        )
+    return custom_event, replay
+
+
+def _trigger_write(account: Account, request: TriggerRequest, custom_event: CustomEvent, contacts: dict):
     from django.utils import timezone
 
-    from tracking.cache import custom_event_get_cached, custom_events_cache_clear
     from tracking.models import EventRecord
     from tracking.services import (
         contact_get_or_create,
@@ -286,56 +354,38 @@ def custom_event_trigger(*, account: Account, request: TriggerRequest):
         visitor_get_or_create,
     )
 
-    from .selectors import custom_event_get, marketing_source_match
+    from .selectors import marketing_source_match
 
-    stored_key = API_IDEMPOTENCY_NAMESPACE + request.idempotency_key if request.idempotency_key else None
-    try:
-        with transaction.atomic():
-            custom_event = custom_event_get_cached(account=account, slug=request.slug)
-            if custom_event is None:
-                raise _unknown_event(request.slug)
-            if stored_key is not None:
-                existing = _idempotent_replay(
-                    account=account, stored_key=stored_key, custom_event=custom_event, email=request.email
-                )
-                if existing is not None:
-                    return existing, False
-            now = timezone.now()
-            visitor = session = None
-            if request.visitor_id:
-                visitor = visitor_get_or_create(account=account, uid=request.visitor_id, now=now)
-                contact = contact_identify(account=account, visitor=visitor, email=request.email)
-                session = session_current(account=account, visitor=visitor, now=now)
-            else:
-                contact, _ = contact_get_or_create(account=account, email=request.email)
-            matched_source = (
-                marketing_source_match(account=account, name=request.marketing_source)
-                if request.marketing_source
-                else None
-            )
-            return event_record(
-                account=account,
-                custom_event=custom_event,
-                contact=contact,
-                source=EventRecord.Source.API,
-                occurred_at=now,
-                visitor=visitor,
-                session=session,
-                page_url=request.page_url,
-                utm=request.utm,
-                marketing_channel=request.marketing_channel,
-                marketing_source=matched_source,
-                marketing_source_name=request.marketing_source,
-                metadata=request.metadata,
-                idempotency_key=stored_key,
-            )
-    except IntegrityError:
-        # The definition was deleted while this request used a cached copy of it (the foreign key fails, at the
-        # latest on commit): the caller gets the answer it would have got a moment later.
-        custom_events_cache_clear(account=account)
-        if custom_event_get(account=account, slug=request.slug) is None:
-            raise _unknown_event(request.slug) from None
-        raise
+    now = timezone.now()
+    visitor = session = None
+    if request.visitor_id:
+        visitor = visitor_get_or_create(account=account, uid=request.visitor_id, now=now)
+        contact = contact_identify(account=account, visitor=visitor, email=request.email)
+        session = session_current(account=account, visitor=visitor, now=now)
+    else:
+        contact = contacts.get(request.email)
+        if contact is None:
+            contact, _ = contact_get_or_create(account=account, email=request.email)
+            contacts[request.email] = contact
+    matched_source = (
+        marketing_source_match(account=account, name=request.marketing_source) if request.marketing_source else None
+    )
+    return event_record(
+        account=account,
+        custom_event=custom_event,
+        contact=contact,
+        source=EventRecord.Source.API,
+        occurred_at=now,
+        visitor=visitor,
+        session=session,
+        page_url=request.page_url,
+        utm=request.utm,
+        marketing_channel=request.marketing_channel,
+        marketing_source=matched_source,
+        marketing_source_name=request.marketing_source,
+        metadata=request.metadata,
+        idempotency_key=API_IDEMPOTENCY_NAMESPACE + request.idempotency_key if request.idempotency_key else None,
+    )
 
 
 def _unknown_event(slug: str) -> ValidationError:

@@ -4,7 +4,9 @@ import json
 import logging
 from functools import lru_cache
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.decorators import method_decorator
@@ -43,6 +45,11 @@ def _unauthenticated(message: str) -> HttpResponse:
     response = HttpResponse(json.dumps(body), status=401, content_type="application/json")
     response["WWW-Authenticate"] = 'Bearer realm="paminga"'
     return response
+
+
+def _invalid_request(message: str, *, status: int) -> HttpResponse:
+    body = {"errors": [{"message": message, "extensions": {"code": "INVALID_INPUT"}}]}
+    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
 
 
 class RootFieldLimitRule(ValidationRule):
@@ -121,16 +128,20 @@ class PamingaGraphQLView(GraphQLView):
             return _unauthenticated("Authentication required: send 'Authorization: Bearer <api key>'.")
         # GraphiQL (served from our own static files) for people in a browser; programs always get JSON.
         self.graphiql = request.api_key is None
+        # graphene-django's dispatch sets a CSRF cookie on every answer, for GraphiQL's forms. A program with an API
+        # key has no use for it: its requests skip that wrapper (and the Set-Cookie and Vary headers it adds).
+        dispatch = super().dispatch if request.api_key is None else GraphQLView.dispatch.__wrapped__.__get__(self)
         try:
-            return super().dispatch(request, *args, **kwargs)
+            return dispatch(request, *args, **kwargs)
         except RecursionError:
             # JSON nested deeper than the interpreter can decode: a malformed request, not a server error.
-            body = {
-                "errors": [
-                    {"message": "The request body is nested too deeply.", "extensions": {"code": "INVALID_INPUT"}}
-                ]
-            }
-            return HttpResponseBadRequest(json.dumps(body), content_type="application/json")
+            return _invalid_request("The request body is nested too deeply.", status=400)
+        except RequestDataTooBig:
+            return _invalid_request(
+                f"The request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; send fewer events per "
+                "request.",
+                status=413,
+            )
 
     @staticmethod
     def format_error(error):
@@ -145,8 +156,8 @@ class PamingaGraphQLView(GraphQLView):
         return formatted
 
     def parse_body(self, request):
+        body = request.body  # over DATA_UPLOAD_MAX_MEMORY_SIZE, RequestDataTooBig: answered 413 by dispatch()
         data = super().parse_body(request)
-        body = request.body
         # "\uD800"-style escapes decode to unpaired surrogates, which no database column can store. Checked only when
         # the body has such an escape (valid pairs, as for emoji, pass).
         if b"\\u" in body and (b"\\ud" in body.lower()):

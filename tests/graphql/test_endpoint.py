@@ -123,3 +123,39 @@ def test_programs_with_a_key_get_json_not_graphiql(client, api_secret):
 
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"data": {"ping": True}}
+
+
+def test_answers_to_programs_set_no_cookie(gql):
+    response = gql.post("{ ping }")
+
+    assert response.json() == {"data": {"ping": True}}
+    assert response.cookies == {} and "Cookie" not in response.get("Vary", "")
+
+
+def test_a_verified_key_is_not_looked_up_again_and_revoking_it_takes_effect_at_once(client, account):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from paminga.services import api_key_create, api_key_revoke
+
+    api_key, secret = api_key_create(account=account, name="k")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    assert client.get("/graphql/", {"query": "{ ping }"}, **headers).status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/graphql/", {"query": "{ ping }"}, **headers).json() == {"data": {"ping": True}}
+    assert len(queries) == 0
+
+    api_key_revoke(api_key=api_key)
+    response = client.get("/graphql/", {"query": "{ ping }"}, **headers)
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_a_body_over_the_upload_limit_is_413(client, api_secret, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = post_raw(client, api_secret, json.dumps({"query": "{ ping }", "variables": {"x": "a" * 2000}}))
+
+    assert response.status_code == 413
+    assert error_of(response.json())["code"] == "INVALID_INPUT"

@@ -24,32 +24,37 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def chromium(monkeypatch):
+def session_cookie(client, user, account):
+    """The data and the login, made before the browser starts: once Playwright's event loop runs in this thread,
+    Django would open (and leave open) a second database connection for any query made here."""
+    event = CustomEventFactory(account=account, name="Watched Product Video", slug="watched-product-video")
+    EventRecordFactory.create_batch(2, custom_event=event)
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+@pytest.fixture
+def chromium(session_cookie):
     if not shutil.which(CHROMIUM):
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(f"REQUIRE_BROWSER=1 but Chromium is missing at {CHROMIUM}")
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (set REQUIRE_BROWSER=1 to make this a failure)")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
 
-def test_graphiql_loads_without_any_external_request_and_runs_a_query(chromium, live_server, client, user, account):
-    event = CustomEventFactory(account=account, name="Watched Product Video", slug="watched-product-video")
-    EventRecordFactory.create_batch(2, custom_event=event)
-    client.force_login(user)
+def test_graphiql_loads_without_any_external_request_and_runs_a_query(live_server, session_cookie, chromium):
     server = urlsplit(live_server.url)
     context = chromium.new_context()
     context.add_cookies(
         [
             {
                 "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "value": session_cookie,
                 "domain": server.hostname,
                 "path": "/",
             }

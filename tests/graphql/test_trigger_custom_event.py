@@ -389,3 +389,28 @@ def test_a_refused_event_enqueues_no_action(gql, event, django_capture_on_commit
 
     assert error_of(answer)["code"] == "INVALID_EMAIL"
     assert (callbacks, ActionRun.objects.count()) == ([], 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_definition_deleted_while_cached_elsewhere_is_unknown_not_an_error(gql, account, monkeypatch):
+    # Another process still holds the definition in its cache after it was deleted: the foreign key fails when the
+    # transaction commits, and the caller gets UNKNOWN_EVENT as it would a moment later.
+    import tracking.cache
+
+    event = CustomEventFactory(account=account, slug="short-lived")
+    stale = CustomEventFactory.build(account=account, slug="short-lived", pk=event.pk)
+    event.delete()
+    real = tracking.cache.custom_event_get_cached
+    calls = []
+
+    def stale_then_real(*, account, slug):
+        calls.append(slug)
+        return stale if len(calls) == 1 else real(account=account, slug=slug)
+
+    monkeypatch.setattr(tracking.cache, "custom_event_get_cached", stale_then_real)
+
+    answer = gql('mutation { triggerCustomEvent(input: {slug: "short-lived", email: "late@example.com"}) }')
+
+    assert error_of(answer) == {"code": "UNKNOWN_EVENT", "field": "slug"}
+    assert (EventRecord.objects.count(), Contact.objects.count()) == (0, 0)
+    assert calls == ["short-lived", "short-lived"]

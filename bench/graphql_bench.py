@@ -139,7 +139,7 @@ def cpu_breakdown(secret: str, calls: int = 200) -> dict:
         "no-op view (through Django)": lambda n: client.post(
             "/bench/noop/", _single_body(n), content_type="application/json", **headers
         ),
-        "GraphQL { ping } (HTTP handling, auth, GraphQL)": lambda n: client.post(
+        "GraphQL { ping } (Django, auth, GraphQL)": lambda n: client.post(
             "/graphql/", ping, content_type="application/json", **headers
         ),
         "triggerCustomEvent (all of it)": lambda n: client.post(

@@ -3,8 +3,12 @@
 
 import graphene
 
+from custom_events.graphql import CustomEventsMutation, CustomEventsQuery
 
-class Query(graphene.ObjectType):
+
+class Query(CustomEventsQuery, graphene.ObjectType):
+    """Reads, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
+
     ping = graphene.Boolean(required=True, description="Always true: the API is reachable and the key is valid.")
 
     def resolve_ping(root, info):
@@ -14,4 +18,8 @@ class Query(graphene.ObjectType):
         return True
 
 
-schema = graphene.Schema(query=Query, auto_camelcase=False)
+class Mutation(CustomEventsMutation, graphene.ObjectType):
+    """Writes, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation, auto_camelcase=False)

@@ -13,6 +13,10 @@ urlpatterns = [
     path("accounts/switch/", views.account_switch, name="account_switch"),
     path("settings/account/", views.account_settings, name="account_settings"),
     path("settings/account/custom-events/", include("custom_events.urls")),
+    path("settings/account/api-keys/", views.api_keys, name="api_keys"),
+    path("settings/account/api-keys/new/", views.api_key_create, name="api_key_create"),
+    path("settings/account/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("settings/account/marketing-sources/", include("custom_events.marketing_source_urls")),
     path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
     path("admin/", admin.site.urls),
 ]

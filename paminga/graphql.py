@@ -4,9 +4,12 @@
 import graphene
 
 from automations.graphql import AutomationsMutation, AutomationsQuery
+from custom_events.graphql import CustomEventsMutation, CustomEventsQuery
 
 
-class Query(AutomationsQuery, graphene.ObjectType):
+class Query(CustomEventsQuery, AutomationsQuery, graphene.ObjectType):
+    """Reads, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
+
     ping = graphene.Boolean(required=True, description="Always true: the API is reachable and the key is valid.")
 
     def resolve_ping(root, info):
@@ -16,8 +19,8 @@ class Query(AutomationsQuery, graphene.ObjectType):
         return True
 
 
-class Mutation(AutomationsMutation, graphene.ObjectType):
-    pass
+class Mutation(CustomEventsMutation, AutomationsMutation, graphene.ObjectType):
+    """Writes, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
 
 
 schema = graphene.Schema(query=Query, mutation=Mutation, auto_camelcase=False)

@@ -14,9 +14,10 @@ from django.utils import timezone
 from automations import services, tasks
 from automations.models import ActionRun
 from paminga.celery import app
+from paminga.services import api_key_create
 from tests.automations.services import celery_use_broker, closed_port
 from tests.factories import ActionFactory, ActionRunFactory, EventRecordFactory
-from tracking.models import EventRecord
+from tracking.models import Contact, EventRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -239,3 +240,28 @@ def test_broker_down_a_request_that_enqueues_still_succeeds(
     run.refresh_from_db()
     contact.refresh_from_db()
     assert (run.status, contact.score) == ("succeeded", 5)
+
+
+def test_broker_down_the_graphql_call_still_succeeds_and_the_run_completes_after_the_sweep(
+    client, account, score_action, event, broker_down, django_capture_on_commit_callbacks
+):
+    _, key = api_key_create(account=account, name="backend")
+    mutation = 'mutation { triggerCustomEvent(input: { slug: "requested-demo" email: "outage@example.com" }) }'
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/graphql/",
+            json.dumps({"query": mutation}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {key}",
+        )
+
+    assert response.status_code == 200 and response.json() == {"data": {"triggerCustomEvent": True}}
+    record = EventRecord.objects.get(account=account, contact__email="outage@example.com")
+    run = ActionRun.objects.get(event_record=record)
+    assert (run.status, run.attempts) == ("pending", 0)
+
+    celery_use_broker(None)
+    assert sweep("--older-than", "0")["enqueued"] == 1
+    run.refresh_from_db()
+    assert (run.status, Contact.objects.get(pk=record.contact_id).score) == ("succeeded", 5)

@@ -1,10 +1,11 @@
 """End to end with a real Celery worker consuming from Redis: events recorded through
-tracking.services.event_record (the one write path behind the beacon and the API) run their actions in the
-worker. Needs REDIS_URL (CI: redis db 14) and PostgreSQL (the worker thread writes while the test reads, which
-SQLite's shared in-memory test database refuses); skips with the reason without them, fails under
-REQUIRE_SERVICES=1."""
+tracking.services.event_record (the one write path behind the beacon and the API) and fired through the GraphQL
+endpoint (triggerCustomEvent over HTTP) run their actions in the worker. Needs REDIS_URL (CI: redis db 14) and
+PostgreSQL (the worker thread writes while the test reads, which SQLite's shared in-memory test database refuses);
+skips with the reason without them, fails under REQUIRE_SERVICES=1."""
 
 import io
+import json
 import time
 from contextlib import contextmanager
 
@@ -17,9 +18,10 @@ from werkzeug import Response
 
 from automations.models import ActionRun
 from paminga.celery import app
+from paminga.services import api_key_create
 from tests.automations.services import celery_use_broker, closed_port, require_services
 from tests.factories import ActionFactory, ContactFactory, CustomEventFactory, VisitorFactory
-from tracking.models import ContactTag
+from tracking.models import Contact, ContactTag
 from tracking.services import contact_identify, event_record
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -98,6 +100,27 @@ def test_a_real_worker_runs_the_actions_of_a_recorded_event(setup, account, work
     assert contact.score == 14
     assert list(ContactTag.objects.filter(contact=contact).values_list("name", flat=True)) == ["demo"]
     assert all(r.duration_ms is not None for r in ActionRun.objects.filter(event_record=first))
+
+
+def test_a_real_worker_runs_the_actions_of_an_event_fired_through_graphql(setup, account, worker, client):
+    _, key = api_key_create(account=account, name="backend")
+    # The spec's mutation, verbatim apart from the slug and email.
+    mutation = 'mutation { triggerCustomEvent(input: { slug: "requested-demo" email: "api@example.com" }) }'
+
+    response = client.post(
+        "/graphql/",
+        json.dumps({"query": mutation}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+
+    assert response.status_code == 200 and response.json() == {"data": {"triggerCustomEvent": True}}
+    runs = ActionRun.objects.filter(event_record__contact__email="api@example.com")
+    assert runs.count() == 2
+    wait_for(finished(runs))
+    contact = Contact.objects.get(account=account, email="api@example.com")
+    assert contact.score == 7 and list(contact.tags.values_list("name", flat=True)) == ["demo"]
+    assert set(runs.values_list("status", "attempts")) == {("succeeded", 1)}
 
 
 def test_a_real_worker_runs_waiting_runs_once_the_visitor_is_identified(setup, account, worker):

@@ -3,10 +3,11 @@
 
 import graphene
 
+from automations.graphql import AutomationsMutation, AutomationsQuery
 from custom_events.graphql import CustomEventsMutation, CustomEventsQuery
 
 
-class Query(CustomEventsQuery, graphene.ObjectType):
+class Query(CustomEventsQuery, AutomationsQuery, graphene.ObjectType):
     """Reads, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
 
     ping = graphene.Boolean(required=True, description="Always true: the API is reachable and the key is valid.")
@@ -18,7 +19,7 @@ class Query(CustomEventsQuery, graphene.ObjectType):
         return True
 
 
-class Mutation(CustomEventsMutation, graphene.ObjectType):
+class Mutation(CustomEventsMutation, AutomationsMutation, graphene.ObjectType):
     """Writes, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
 
 

@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Account, ApiKey, Membership
+from .models import Account, ApiKey, Membership, new_webhook_secret
 
 API_KEY_PREFIX = "pmg"
 
@@ -31,6 +31,13 @@ def account_update(*, account: Account, **fields) -> Account:
     from tracking.cache import account_cache_clear  # the beacon caches accounts by site key
 
     account_cache_clear(account=account)
+    return account
+
+
+def account_webhook_secret_rotate(*, account: Account) -> Account:
+    """A new webhook signing secret; the old one stops being used at once (retries sign with the new one)."""
+    account.webhook_secret = new_webhook_secret()
+    account.save(update_fields=["webhook_secret"])
     return account
 
 

@@ -17,6 +17,8 @@ urlpatterns = [
     path("settings/account/api-keys/new/", views.api_key_create, name="api_key_create"),
     path("settings/account/api-keys/<int:pk>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("settings/account/marketing-sources/", include("custom_events.marketing_source_urls")),
+    path("automations/", include("automations.urls")),
+    path("contacts/", include("automations.contact_urls")),
     path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
     path("admin/", admin.site.urls),
 ]

@@ -11,6 +11,6 @@ class ActionAdmin(admin.ModelAdmin):
 
 @admin.register(ActionRun)
 class ActionRunAdmin(admin.ModelAdmin):
-    list_display = ["pk", "action", "status", "attempts", "duration_ms", "created_at"]
+    list_display = ["pk", "action", "custom_event", "status", "attempts", "duration_ms", "created_at"]
     list_filter = ["account", "status"]
-    raw_id_fields = ["action", "event_record"]
+    raw_id_fields = ["action", "custom_event", "event_record"]

@@ -41,15 +41,19 @@ class ActionRun(models.Model):
         RUNNING = "running", "Running"
         RETRYING = "retrying", "Retrying"
         SUCCEEDED = "succeeded", "Succeeded"
-        SKIPPED = "skipped", "Skipped (condition not met)"
+        SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="action_runs")
     action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="runs")
+    # Denormalised from the action so that an event's run log is one index range scan, however many runs exist.
+    custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="action_runs")
     event_record = models.ForeignKey("tracking.EventRecord", on_delete=models.CASCADE, related_name="action_runs")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # What the run did, in words for the run log and the contact timeline ("Added tag vip", "HTTP 200").
+    result = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -62,11 +66,18 @@ class ActionRun(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="action_run_status"),
             models.Index(fields=["account", "-created_at"], name="action_run_account_recent"),
+            models.Index(fields=["custom_event", "-id"], name="action_run_event_recent"),
         ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
 
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+FINISHED_STATUSES = frozenset({ActionRun.Status.SUCCEEDED, ActionRun.Status.SKIPPED, ActionRun.Status.FAILED})
 
 # --- Reporting rollups (automations.reports) ------------------------------------------------------------------
 # Daily sums of recorded events, page views and visits, per account and day in the account's time zone. They are

@@ -1,17 +1,40 @@
+"""Celery tasks: ids in, one service call, explicit retries. The run row is the state; a task only carries its id.
+
+Time limits: the webhook timeout is at most 30 s, so the soft limit leaves room for one slow call and the
+database writes around it; the hard limit kills a stuck worker process, and the sweep retries its run later.
+"""
+
 import logging
 
 from celery import shared_task
+from django.conf import settings
+
+from . import services
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    # The attempt limit lives in the database (AUTOMATIONS_MAX_ATTEMPTS), which counts attempts across redeliveries
+    # and sweeps; Celery's own counter can only be lower, so this bound is never the one that stops a run.
+    max_retries=settings.AUTOMATIONS_MAX_ATTEMPTS,
+    soft_time_limit=45,
+    time_limit=60,
+)
 def action_run_task(self, run_id: int) -> None:
-    from .models import ActionRun
-
-    if not ActionRun.objects.filter(pk=run_id).exists():
+    outcome = services.action_run_execute(run_id=run_id)
+    if outcome is None:
         logger.info("Action run %s no longer exists", run_id)
         return
-    from .services import action_run_execute
+    if outcome.retry_in is not None:
+        # Exponential backoff computed from the attempts recorded on the run (services._retry_delay).
+        raise self.retry(countdown=outcome.retry_in)
 
-    action_run_execute(run_id=run_id, task=self)
+
+@shared_task(ignore_result=True, soft_time_limit=120, time_limit=180)
+def action_runs_sweep_task() -> None:
+    result = services.action_runs_sweep()
+    logger.info("Action run sweep: %s", result)

@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import SLUG_MAX_LENGTH, validate_custom_event_slug
+from .models import SLUG_MAX_LENGTH, MarketingChannel, validate_custom_event_slug
 
 
 class CustomEventForm(forms.Form):
@@ -36,3 +36,17 @@ class CustomEventForm(forms.Form):
         if editing:
             # Once saved, the slug is no longer suggested from the name: live site code depends on it.
             del self.fields["name"].widget.attrs["data-slug-source"]
+
+
+class MarketingSourceForm(forms.Form):
+    name = forms.CharField(
+        max_length=200,
+        help_text="As integrations send it in the API's marketing_source (matched ignoring case), "
+        "e.g. “Partner Newsletter”.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    channel = forms.ChoiceField(
+        choices=MarketingChannel.choices,
+        initial=MarketingChannel.UNKNOWN,
+        help_text="The channel recorded for an event from this source when the event names no channel itself.",
+    )

@@ -1,5 +1,5 @@
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -61,14 +61,22 @@ class MarketingChannel(models.TextChoices):
 
 class CustomEvent(models.Model):
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="custom_events")
-    name = models.CharField(max_length=200, help_text="The display label, e.g. Watched Product Video.")
+    # Null characters are refused here (not only in the forms) because PostgreSQL cannot store them in text.
+    name = models.CharField(
+        max_length=200,
+        validators=[ProhibitNullCharactersValidator()],
+        help_text="The display label, e.g. Watched Product Video.",
+    )
     slug = models.CharField(
         max_length=SLUG_MAX_LENGTH,
         validators=[validate_custom_event_slug],
         error_messages={"blank": "Enter a slug."},
         help_text="What your website code passes to captureEvent: lowercase letters, numbers and hyphens.",
     )
-    description = models.TextField(blank=True, max_length=5000)
+    # TextField's max_length only reaches forms: the validator makes the API enforce it too.
+    description = models.TextField(
+        blank=True, max_length=5000, validators=[MaxLengthValidator(5000), ProhibitNullCharactersValidator()]
+    )
     counts_as_conversion = models.BooleanField(
         default=False,
         help_text="Firing this event marks a conversion, attributed to the most recent impression in the "
@@ -99,7 +107,7 @@ class MarketingSource(models.Model):
     """A named source of traffic (a partner, a newsletter, a trade show) in one marketing channel."""
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="marketing_sources")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[ProhibitNullCharactersValidator()])
     channel = models.CharField(max_length=32, choices=MarketingChannel.choices, default=MarketingChannel.UNKNOWN)
     created_at = models.DateTimeField(auto_now_add=True)
 

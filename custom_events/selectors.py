@@ -1,4 +1,4 @@
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from paminga.models import Account
@@ -8,6 +8,14 @@ from .models import CustomEvent, MarketingSource
 
 def custom_event_list(*, account: Account) -> QuerySet[CustomEvent]:
     return CustomEvent.objects.filter(account=account).order_by("name", "slug")
+
+
+def custom_event_list_with_counts(*, account: Account) -> QuerySet[CustomEvent]:
+    """The account's events, each with `fires` (recorded occurrences) and `conversions` (those recorded as
+    conversions), counted in the same query."""
+    return custom_event_list(account=account).annotate(
+        fires=Count("records"), conversions=Count("records", filter=Q(records__is_conversion=True))
+    )
 
 
 def custom_event_get(*, account: Account, slug: str) -> CustomEvent | None:
@@ -36,3 +44,37 @@ def marketing_source_match(*, account: Account, name: str) -> MarketingSource | 
 
 def marketing_source_get_or_404(*, account: Account, pk: int) -> MarketingSource:
     return get_object_or_404(MarketingSource, account=account, pk=pk)
+
+
+def contact_map_by_email(*, account: Account, emails: set[str]) -> dict:
+    """{email: Contact} for those of these (normalized) emails the account has contacts for: one query where
+    tracking.services.contact_get_or_create would make one per email, for firing many events at once."""
+    from tracking.models import Contact
+
+    if not emails:
+        return {}
+    return {c.email: c for c in Contact.objects.filter(account=account, email__in=emails).order_by()}
+
+
+def marketing_source_unmatched_names(*, account: Account, days: int = 30, limit: int = 20) -> list[dict]:
+    """Source names that API events sent in the last `days` days but that match no configured marketing source,
+    most frequent first: [{"name", "events", "last_seen"}]. They are candidates to add as marketing sources."""
+    from datetime import timedelta
+
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from tracking.models import EventRecord
+
+    return list(
+        EventRecord.objects.filter(
+            account=account,
+            occurred_at__gte=timezone.now() - timedelta(days=days),
+            marketing_source__isnull=True,
+        )
+        .exclude(marketing_source_name="")
+        .values("marketing_source_name")
+        .annotate(events=Count("id"), last_seen=Max("occurred_at"))
+        .order_by("-events", "marketing_source_name")
+        .values("marketing_source_name", "events", "last_seen")[:limit]
+    )

@@ -1,9 +1,13 @@
+import math
+import re
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from paminga.models import Account
 
-from .models import CustomEvent, MarketingSource
+from .models import SLUG_MAX_LENGTH, CustomEvent, MarketingChannel, MarketingSource, validate_custom_event_slug
 from .selectors import custom_event_slug_taken
 
 DUPLICATE_SLUG_MESSAGE = "This slug is already used by another custom event in this account."
@@ -71,20 +75,341 @@ def custom_event_delete(*, custom_event: CustomEvent) -> None:
     _definitions_changed(account)
 
 
+DUPLICATE_SOURCE_MESSAGE = "A marketing source with this name already exists."
+
+
+def _source_save_checked(source: MarketingSource) -> MarketingSource:
+    # full_clean() checks the case-insensitive unique name; the constraint decides a race between two requests.
+    source.full_clean()
+    try:
+        with transaction.atomic():
+            source.save()
+    except IntegrityError as exc:
+        raise ValidationError({"name": ValidationError(DUPLICATE_SOURCE_MESSAGE, code="unique")}) from exc
+    return source
+
+
 def marketing_source_create(*, account: Account, name: str, channel: str) -> MarketingSource:
     source = MarketingSource(account=account, name=(name or "").strip(), channel=channel)
-    source.full_clean()
-    source.save()
-    return source
+    return _source_save_checked(source)
 
 
 def marketing_source_update(*, marketing_source: MarketingSource, name: str, channel: str) -> MarketingSource:
     marketing_source.name = (name or "").strip()
     marketing_source.channel = channel
-    marketing_source.full_clean()
-    marketing_source.save()
-    return marketing_source
+    return _source_save_checked(marketing_source)
 
 
 def marketing_source_delete(*, marketing_source: MarketingSource) -> None:
+    """Events already recorded from this source keep the name as sent (marketing_source_name) and their channel."""
     marketing_source.delete()
+
+
+# --- Firing a custom event through the API ---------------------------------------------------------------------
+
+# Limits on what an API caller may send. URL and UTM limits are the columns' own; the rest keep one request small.
+API_IDEMPOTENCY_KEY_MAX_LENGTH = 150
+API_VISITOR_ID_MAX_LENGTH = 64
+API_MARKETING_SOURCE_MAX_LENGTH = 200
+# The beacon's visitor ids: random tokens (UUIDs, base64url). Anything else is a caller's mistake.
+API_VISITOR_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$")
+# Stored idempotency keys are namespaced by source, so an API key can never collide with a beacon hit id.
+API_IDEMPOTENCY_NAMESPACE = "api:"
+
+
+def _invalid(field: str, message: str, code: str = "invalid", **params) -> ValidationError:
+    return ValidationError({field: ValidationError(message, code=code, params=params or None)})
+
+
+def _text(field: str, value, max_length: int) -> str:
+    """A stripped string input: refuses what no column can store (null characters, unpaired surrogates) and
+    what is over its limit, with a message naming the field."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _invalid(field, f"{field} must be a string.")
+    value = value.strip()
+    if len(value) > max_length:
+        raise _invalid(field, f"{field} can be at most {max_length} characters (it has {len(value)}).", "max_length")
+    if "\x00" in value:
+        raise _invalid(field, f"{field} cannot contain null characters.", "null_characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(field, f"{field} is not valid Unicode text.", "invalid_unicode") from None
+    return value
+
+
+def _metadata_check(value, depth: int = 0) -> None:
+    """Values JSON columns can store: finite numbers, strings without null characters (PostgreSQL's jsonb refuses
+    \\u0000), at a sane depth. The 4,096-byte limit bounds the size; this bounds the shape."""
+    if depth > 32:
+        raise _invalid("metadata", "metadata is nested too deeply (at most 32 levels).")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _metadata_check(key, depth + 1)
+            _metadata_check(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _metadata_check(item, depth + 1)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise _invalid("metadata", "metadata cannot contain null characters.", "null_characters")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _invalid("metadata", "metadata numbers must be finite (no NaN or Infinity).")
+    elif value is not None and not isinstance(value, bool | int):
+        raise _invalid("metadata", "metadata must hold JSON values only.")
+
+
+def _metadata_clean(metadata):
+    from tracking.models import METADATA_MAX_BYTES
+    from tracking.services import metadata_size
+
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise _invalid("metadata", "metadata must be a JSON object of key/value pairs.", "invalid_metadata")
+    _metadata_check(metadata)
+    try:
+        size = metadata_size(metadata)
+    except UnicodeEncodeError:
+        raise _invalid("metadata", "metadata is not valid Unicode text.", "invalid_unicode") from None
+    if size > METADATA_MAX_BYTES:
+        # Unlike the beacon (which drops it and records the event), the API refuses: the caller can fix and retry.
+        raise _invalid(
+            "metadata",
+            f"metadata is {size} bytes once serialized as JSON; the limit is {METADATA_MAX_BYTES} bytes.",
+            "metadata_too_large",
+        )
+    return metadata
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    """One API request to fire a custom event, its envelope validated (see `custom_event_trigger_clean`)."""
+
+    slug: str
+    email: str
+    page_url: str
+    utm: dict
+    marketing_channel: str
+    marketing_source: str
+    metadata: dict | None
+    idempotency_key: str | None
+    visitor_id: str | None
+
+
+def custom_event_trigger_clean(
+    *,
+    slug,
+    email,
+    page_url=None,
+    utm_source=None,
+    utm_medium=None,
+    utm_campaign=None,
+    utm_term=None,
+    utm_content=None,
+    marketing_channel=None,
+    marketing_source=None,
+    metadata=None,
+    idempotency_key=None,
+    visitor_id=None,
+) -> TriggerRequest:
+    """Validates an API request's fields, each against its own rule, before anything is looked up or written.
+    Raises ValidationError keyed by the input field (codes: invalid_email, metadata_too_large, ...)."""
+    from tracking.models import URL_MAX_LENGTH, UTM_MAX_LENGTH
+    from tracking.services import email_normalize
+
+    slug = _text("slug", slug, SLUG_MAX_LENGTH)
+    if not slug:
+        raise _invalid("slug", "slug is required: the slug of the custom event to fire.", "required")
+    try:
+        email = _text("email", email, 254)
+        if not email:
+            raise _invalid("email", "email is required: the contact's email address.")
+        email = email_normalize(email)
+    except ValidationError as exc:
+        # Whatever is wrong with it (empty, too long, malformed), it is not a usable email address.
+        raise _invalid("email", exc.messages[0], "invalid_email") from None
+    utm = {
+        "utm_source": _text("utm_source", utm_source, UTM_MAX_LENGTH),
+        "utm_medium": _text("utm_medium", utm_medium, UTM_MAX_LENGTH),
+        "utm_campaign": _text("utm_campaign", utm_campaign, UTM_MAX_LENGTH),
+        "utm_term": _text("utm_term", utm_term, UTM_MAX_LENGTH),
+        "utm_content": _text("utm_content", utm_content, UTM_MAX_LENGTH),
+    }
+    marketing_channel = getattr(marketing_channel, "value", marketing_channel) or ""
+    if marketing_channel and marketing_channel not in MarketingChannel.values:
+        raise _invalid("marketing_channel", "marketing_channel is not one of the MarketingChannel values.")
+    if idempotency_key is not None:
+        idempotency_key = _text("idempotency_key", idempotency_key, API_IDEMPOTENCY_KEY_MAX_LENGTH)
+        if not idempotency_key:
+            raise _invalid("idempotency_key", "idempotency_key cannot be empty (omit it instead).")
+    if visitor_id is not None:
+        visitor_id = _text("visitor_id", visitor_id, API_VISITOR_ID_MAX_LENGTH)
+        if not visitor_id or not API_VISITOR_ID_PATTERN.match(visitor_id):
+            raise _invalid(
+                "visitor_id", "visitor_id must be the beacon's visitor id: letters, digits, '.', '_', ':' or '-'."
+            )
+    return TriggerRequest(
+        slug=slug,
+        email=email,
+        page_url=_text("page_url", page_url, URL_MAX_LENGTH),
+        utm=utm,
+        marketing_channel=marketing_channel,
+        marketing_source=_text("marketing_source", marketing_source, API_MARKETING_SOURCE_MAX_LENGTH),
+        metadata=_metadata_clean(metadata),
+        idempotency_key=idempotency_key or None,
+        visitor_id=visitor_id or None,
+    )
+
+
+def custom_event_trigger(*, account: Account, request: TriggerRequest):
+    """Fires a custom event for the contact with this email (created if there is none), in one transaction, with
+    `source = api`. Returns (EventRecord, created): with an idempotency key already used for this event and contact,
+    the earlier record and False. Raises ValidationError (code unknown_event, idempotency_key_reused) and records
+    nothing when the event cannot be fired.
+
+    Without a visitor id no impression is attributed (there is no browser session). With one, the visitor is
+    identified as the contact and the event is attributed like a beacon hit of that visitor's current session.
+    An unknown marketing source name is kept as given (`marketing_source_name`) with no matched source.
+    """
+    (result,) = custom_event_trigger_many(account=account, requests=[request])
+    if isinstance(result, ValidationError):
+        raise result
+    return result
+
+
+def custom_event_trigger_many(*, account: Account, requests: list):
+    """Fires several events in one transaction, each as `custom_event_trigger` would. Returns one result per request,
+    in order: (EventRecord, created), or the ValidationError that refused it (a refused request writes nothing and
+    does not stop the others). A request already refused by `custom_event_trigger_clean` may be passed as its
+    ValidationError; it stays in its place.
+
+    Everything that can refuse a request is checked before anything is written for it, so a refusal needs no
+    savepoint; an unexpected error while writing rolls the whole transaction back.
+    """
+    from tracking.cache import custom_events_cache_clear
+
+    from .selectors import contact_map_by_email, custom_event_get
+
+    triggers = [r for r in requests if isinstance(r, TriggerRequest)]
+    for attempt in (1, 2):
+        # One query for the contacts of the whole batch (requests with a visitor id identify it instead).
+        contacts = contact_map_by_email(account=account, emails={r.email for r in triggers if not r.visitor_id})
+        try:
+            with transaction.atomic():
+                return [_trigger_one(account, request, contacts) for request in requests]
+        except IntegrityError:
+            # A definition was deleted while a cached copy of it was used (its foreign key fails, at the latest on
+            # commit): forget the cached copies and try once more, so the callers get the answer they would have
+            # got a moment later (UNKNOWN_EVENT).
+            custom_events_cache_clear(account=account)
+            if attempt == 2 or all(custom_event_get(account=account, slug=r.slug) for r in triggers):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _trigger_one(account: Account, request, contacts: dict):
+    if isinstance(request, ValidationError):
+        return request
+    try:
+        custom_event, replay = _trigger_check(account, request)
+    except ValidationError as exc:
+        return exc
+    if replay is not None:
+        return replay, False
+    return _trigger_write(account, request, custom_event, contacts)
+
+
+def _trigger_check(account: Account, request: TriggerRequest):
+    """The reads that can refuse a request: the event must exist; an idempotency key must name the same event and
+    contact as before. Returns (custom_event, the earlier record for this key or None)."""
+    from tracking.cache import custom_event_get_cached
+
+    custom_event = custom_event_get_cached(account=account, slug=request.slug)
+    if custom_event is None:
+        raise _unknown_event(request.slug)
+    replay = None
+    if request.idempotency_key:
+        replay = _idempotent_replay(
+            account=account,
+            stored_key=API_IDEMPOTENCY_NAMESPACE + request.idempotency_key,
+            custom_event=custom_event,
+            email=request.email,
+        )
+    return custom_event, replay
+
+
+def _trigger_write(account: Account, request: TriggerRequest, custom_event: CustomEvent, contacts: dict):
+    from django.utils import timezone
+
+    from tracking.models import EventRecord
+    from tracking.services import (
+        contact_get_or_create,
+        contact_identify,
+        event_record,
+        session_current,
+        visitor_get_or_create,
+    )
+
+    from .selectors import marketing_source_match
+
+    now = timezone.now()
+    visitor = session = None
+    if request.visitor_id:
+        visitor = visitor_get_or_create(account=account, uid=request.visitor_id, now=now)
+        contact = contact_identify(account=account, visitor=visitor, email=request.email)
+        session = session_current(account=account, visitor=visitor, now=now)
+    else:
+        contact = contacts.get(request.email)
+        if contact is None:
+            contact, _ = contact_get_or_create(account=account, email=request.email)
+            contacts[request.email] = contact
+    matched_source = (
+        marketing_source_match(account=account, name=request.marketing_source) if request.marketing_source else None
+    )
+    return event_record(
+        account=account,
+        custom_event=custom_event,
+        contact=contact,
+        source=EventRecord.Source.API,
+        occurred_at=now,
+        visitor=visitor,
+        session=session,
+        page_url=request.page_url,
+        utm=request.utm,
+        marketing_channel=request.marketing_channel,
+        marketing_source=matched_source,
+        marketing_source_name=request.marketing_source,
+        metadata=request.metadata,
+        idempotency_key=API_IDEMPOTENCY_NAMESPACE + request.idempotency_key if request.idempotency_key else None,
+    )
+
+
+def _unknown_event(slug: str) -> ValidationError:
+    try:
+        validate_custom_event_slug(slug)
+        hint = "Create it under Settings → Account → Custom Events, or check the spelling."
+    except ValidationError as exc:
+        hint = exc.messages[0]  # e.g. "Slugs must be lowercase.": why it can never match
+    message = "No custom event with the slug “%(slug)s” in this account. %(hint)s"
+    return _invalid("slug", message, "unknown_event", slug=slug, hint=hint)
+
+
+def _idempotent_replay(*, account: Account, stored_key: str, custom_event: CustomEvent, email: str):
+    """The record an earlier request with this key made, if any. The key must name the same event and contact:
+    a key reused for something else is the caller's bug, and answering "done" would lose that event silently."""
+    from tracking.models import EventRecord
+
+    existing = EventRecord.objects.select_related("contact").filter(account=account, idempotency_key=stored_key).first()
+    if existing is None:
+        return None
+    if existing.custom_event_id != custom_event.pk or (existing.contact.email or "") != email:
+        raise _invalid(
+            "idempotency_key",
+            "This idempotency_key was already used for another event or contact: use a new key for a new event.",
+            "idempotency_key_reused",
+        )
+    return existing

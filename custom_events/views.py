@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 from paminga.accounts import account_required
 
 from . import selectors, services
-from .forms import CustomEventForm
+from .forms import CustomEventForm, MarketingSourceForm
 
 
 @account_required
@@ -60,3 +60,55 @@ def custom_event_delete(request, pk: int):
         "action_count": event.actions.count(),
     }
     return render(request, "custom_events/confirm_delete.html", context)
+
+
+# --- Marketing sources ------------------------------------------------------------------------------------------
+
+
+@account_required
+def marketing_source_list(request):
+    context = {
+        "sources": selectors.marketing_source_list(account=request.account),
+        "unmatched": selectors.marketing_source_unmatched_names(account=request.account),
+    }
+    return render(request, "custom_events/marketing_sources.html", context)
+
+
+@account_required
+def marketing_source_create(request):
+    # ?name= prefills the form from the list of unmatched source names.
+    form = MarketingSourceForm(request.POST or None, initial={"name": request.GET.get("name", "")[:200]})
+    if request.method == "POST" and form.is_valid():
+        try:
+            source = services.marketing_source_create(account=request.account, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Marketing source “{source.name}” created.")
+            return redirect("marketing_sources:list")
+    return render(request, "custom_events/marketing_source_form.html", {"form": form, "creating": True})
+
+
+@account_required
+def marketing_source_update(request, pk: int):
+    source = selectors.marketing_source_get_or_404(account=request.account, pk=pk)
+    form = MarketingSourceForm(request.POST or None, initial={"name": source.name, "channel": source.channel})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.marketing_source_update(marketing_source=source, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Marketing source “{source.name}” saved.")
+            return redirect("marketing_sources:list")
+    return render(request, "custom_events/marketing_source_form.html", {"form": form, "source": source})
+
+
+@account_required
+def marketing_source_delete(request, pk: int):
+    source = selectors.marketing_source_get_or_404(account=request.account, pk=pk)
+    if request.method == "POST":
+        services.marketing_source_delete(marketing_source=source)
+        messages.success(request, f"Marketing source “{source.name}” deleted.")
+        return redirect("marketing_sources:list")
+    return render(request, "custom_events/marketing_source_delete.html", {"source": source})

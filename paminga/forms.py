@@ -45,3 +45,11 @@ class AccountSettingsForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["time_zone"].choices = [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="What the key is for, e.g. “CRM sync” or “Mobile app backend”, so you know which one to revoke.",
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"}),
+    )

@@ -3,10 +3,14 @@
 
 import graphene
 
+from automations.graphql import AutomationsMutation, AutomationsQuery
 from automations.reports.graphql import ReportsQuery
+from custom_events.graphql import CustomEventsMutation, CustomEventsQuery
 
 
-class Query(ReportsQuery, graphene.ObjectType):
+class Query(CustomEventsQuery, AutomationsQuery, ReportsQuery, graphene.ObjectType):
+    """Reads, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
+
     ping = graphene.Boolean(required=True, description="Always true: the API is reachable and the key is valid.")
 
     def resolve_ping(root, info):
@@ -16,4 +20,8 @@ class Query(ReportsQuery, graphene.ObjectType):
         return True
 
 
-schema = graphene.Schema(query=Query, auto_camelcase=False)
+class Mutation(CustomEventsMutation, AutomationsMutation, graphene.ObjectType):
+    """Writes, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
+
+
+schema = graphene.Schema(query=Query, mutation=Mutation, auto_camelcase=False)

@@ -10,7 +10,7 @@ import logging
 import graphene
 from django.core.exceptions import ValidationError
 from graphene.types.generic import GenericScalar
-from graphql import GraphQLError
+from graphql import GraphQLError, value_from_ast_untyped
 
 from .models import Account
 
@@ -40,18 +40,35 @@ class ApiError(GraphQLError):
 
 
 def api_error_from_validation(
-    exc: ValidationError, *, code="INVALID_INPUT", field_codes: dict | None = None
+    exc: ValidationError,
+    *,
+    code="INVALID_INPUT",
+    field_codes: dict | None = None,
+    error_codes: dict | None = None,
+    name_fields: bool = False,
 ) -> ApiError:
-    """The first message of a Django ValidationError as an ApiError on its field.
+    """A Django ValidationError as one ApiError on its (first) field.
 
-    `field_codes` maps a model field to a more specific code (e.g. {"email": "INVALID_EMAIL"}).
+    `field_codes` maps a model field to a more specific code (e.g. {"email": "INVALID_EMAIL"}); `error_codes` maps a
+    ValidationError code (e.g. "unknown_event") to one. With `name_fields`, every field's first message is reported,
+    prefixed with its field name ("slug: Slugs must be lowercase.; name: This field cannot be blank.").
     """
     field_codes = field_codes or {}
+    error_codes = error_codes or {}
     if hasattr(exc, "error_dict"):
-        field, errors = next(iter(exc.error_dict.items()))
-        message = " ".join(m for e in errors for m in e.messages)
-        return ApiError(message, code=field_codes.get(field, code), field=None if field == "__all__" else field)
-    return ApiError(" ".join(exc.messages), code=code)
+        items = list(exc.error_dict.items())
+        field, errors = items[0]
+        api_code = error_codes.get(errors[0].code) or field_codes.get(field, code)
+        if name_fields:
+            # The first message of each field: a field's later messages repeat it in other words.
+            message = "; ".join(
+                f"{name}: {errs[0].messages[0]}" if name != "__all__" else errs[0].messages[0] for name, errs in items
+            )
+        else:
+            message = " ".join(m for e in errors for m in e.messages)
+        return ApiError(message, code=api_code, field=None if field == "__all__" else field)
+    api_code = error_codes.get(exc.error_list[0].code, code) if exc.error_list else code
+    return ApiError(" ".join(exc.messages), code=api_code)
 
 
 def account_from_info(info) -> Account:
@@ -64,6 +81,12 @@ def account_from_info(info) -> Account:
 
 class JSON(GenericScalar):
     """Any JSON value: an object literal inline, or an object through variables."""
+
+    @staticmethod
+    def parse_literal(ast, _variables=None):
+        # Unlike GenericScalar's own, this keeps variables used inside a literal ({tier: $tier}), null and
+        # enum-like bare words (as strings) instead of turning them into None.
+        return value_from_ast_untyped(ast, _variables)
 
 
 class ErrorMaskingMiddleware:

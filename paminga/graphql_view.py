@@ -1,15 +1,43 @@
 """The /graphql/ endpoint: API-key authentication for programs, GraphiQL for logged-in users."""
 
 import json
+import logging
+from functools import lru_cache
 
-from django.http import HttpResponse
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
-from graphene_django.views import GraphQLView
+from graphene_django.settings import graphene_settings
+from graphene_django.views import GraphQLView, HttpError
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    validate,
+)
+from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode
+from graphql.validation import ValidationRule, recommended_rules, specified_rules
 
 from .accounts import current_account
 from .services import api_key_authenticate
+
+logger = logging.getLogger(__name__)
+
+# Limits on a GraphQL document, checked before any work is done on it: the parser stops at these, and an operation
+# selects at most MAX_ROOT_FIELDS fields (aliases included), so one request cannot ask for thousands of resolutions.
+MAX_SOURCE_LENGTH = 1_000_000
+MAX_LEXICAL_TOKENS = 20_000
+MAX_ROOT_FIELDS = 100
+# Documents up to this length are parsed and validated once per process and then reused: clients send the same few
+# documents (with variables) over and over, and parsing plus validation costs more than executing a small mutation.
+CACHED_DOCUMENT_MAX_LENGTH = 10_000
 
 
 def _unauthenticated(message: str) -> HttpResponse:
@@ -17,6 +45,55 @@ def _unauthenticated(message: str) -> HttpResponse:
     response = HttpResponse(json.dumps(body), status=401, content_type="application/json")
     response["WWW-Authenticate"] = 'Bearer realm="paminga"'
     return response
+
+
+def _invalid_request(message: str, *, status: int) -> HttpResponse:
+    body = {"errors": [{"message": message, "extensions": {"code": "INVALID_INPUT"}}]}
+    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
+
+
+class RootFieldLimitRule(ValidationRule):
+    """At most MAX_ROOT_FIELDS root fields per operation, counting aliases and fields reached through fragments."""
+
+    def enter_operation_definition(self, node, *_args):
+        if self._count(node.selection_set, set()) > MAX_ROOT_FIELDS:
+            self.report_error(
+                GraphQLError(
+                    f"An operation may select at most {MAX_ROOT_FIELDS} root fields (aliases included); "
+                    "use triggerCustomEvents to fire many events in one request.",
+                    node,
+                    extensions={"code": "INVALID_INPUT"},
+                )
+            )
+
+    def _count(self, selection_set, seen: set) -> int:
+        count = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                count += 1
+            elif isinstance(selection, InlineFragmentNode):
+                count += self._count(selection.selection_set, seen)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                fragment = self.context.get_fragment(selection.name.value)
+                if fragment is not None:
+                    count += self._count(fragment.selection_set, seen | {selection.name.value})
+        return count
+
+
+VALIDATION_RULES = (*specified_rules, *recommended_rules, RootFieldLimitRule)
+
+
+def _parse_and_validate(schema, query: str):
+    """(document, errors): the parsed document and its validation errors, or (None, [syntax error])."""
+    try:
+        document = parse(query, max_source_length=MAX_SOURCE_LENGTH, max_lexical_tokens=MAX_LEXICAL_TOKENS)
+    except GraphQLError as exc:
+        return None, [exc]
+    errors = validate(schema, document, VALIDATION_RULES, graphene_settings.MAX_VALIDATION_ERRORS)
+    return document, errors
+
+
+_parse_and_validate_cached = lru_cache(maxsize=256)(_parse_and_validate)
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -44,7 +121,102 @@ class PamingaGraphQLView(GraphQLView):
                 if reason is not None:
                     return reason
             request.api_account = current_account(request)
+        elif request.method == "GET" and self.request_wants_html(request):
+            # A person opening /graphql/ in a browser: GraphiQL is for logged-in users.
+            return redirect_to_login(request.get_full_path())
         else:
             return _unauthenticated("Authentication required: send 'Authorization: Bearer <api key>'.")
-        self.graphiql = False  # GraphiQL is enabled once its assets are served from our static files
-        return super().dispatch(request, *args, **kwargs)
+        # GraphiQL (served from our own static files) for people in a browser; programs always get JSON.
+        self.graphiql = request.api_key is None
+        # graphene-django's dispatch sets a CSRF cookie on every answer, for GraphiQL's forms. A program with an API
+        # key has no use for it: its requests skip that wrapper (and the Set-Cookie and Vary headers it adds).
+        dispatch = super().dispatch if request.api_key is None else GraphQLView.dispatch.__wrapped__.__get__(self)
+        try:
+            return dispatch(request, *args, **kwargs)
+        except RecursionError:
+            # JSON nested deeper than the interpreter can decode: a malformed request, not a server error.
+            return _invalid_request("The request body is nested too deeply.", status=400)
+        except RequestDataTooBig:
+            return _invalid_request(
+                f"The request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes; send fewer events per "
+                "request.",
+                status=413,
+            )
+
+    @staticmethod
+    def format_error(error):
+        """Every error carries `extensions.code`: request-level problems (malformed JSON, syntax and validation
+        errors) are INVALID_INPUT; resolvers' errors bring their own code."""
+        if not isinstance(error, GraphQLError):
+            return {"message": str(error), "extensions": {"code": "INVALID_INPUT"}}
+        formatted = error.formatted
+        if not (formatted.get("extensions") or {}).get("code"):
+            code = "INVALID_INPUT" if not formatted.get("path") else "INTERNAL_ERROR"
+            formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
+        return formatted
+
+    def parse_body(self, request):
+        body = request.body  # over DATA_UPLOAD_MAX_MEMORY_SIZE, RequestDataTooBig: answered 413 by dispatch()
+        data = super().parse_body(request)
+        # "\uD800"-style escapes decode to unpaired surrogates, which no database column can store. Checked only when
+        # the body has such an escape (valid pairs, as for emoji, pass).
+        if b"\\u" in body and (b"\\ud" in body.lower()):
+            try:
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise HttpError(
+                    HttpResponseBadRequest("The request contains invalid Unicode (an unpaired surrogate).")
+                ) from None
+        return data
+
+    def execute_graphql_request(self, request, data, query, variables, operation_name, show_graphiql=False):
+        # graphene-django's own, with parser limits, our validation rules and a per-process cache of parsed and
+        # validated documents.
+        if not query:
+            if show_graphiql:
+                return None
+            raise HttpError(HttpResponseBadRequest("Must provide query string."))
+        if not isinstance(query, str):
+            raise HttpError(HttpResponseBadRequest("The query must be a string."))
+        if variables is not None and not isinstance(variables, dict):
+            raise HttpError(HttpResponseBadRequest("Variables must be a JSON object."))
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise HttpError(HttpResponseBadRequest("operationName must be a string."))
+
+        schema = self.schema.graphql_schema
+        if len(query) <= CACHED_DOCUMENT_MAX_LENGTH:
+            document, errors = _parse_and_validate_cached(schema, query)
+        else:
+            document, errors = _parse_and_validate(schema, query)
+        if document is None:
+            return ExecutionResult(data=None, errors=errors)
+
+        operation_ast = get_operation_ast(document, operation_name)
+        is_query = operation_ast is None or operation_ast.operation == OperationType.QUERY
+        if request.method.lower() == "get" and not is_query:
+            if show_graphiql:
+                return None
+            raise HttpError(
+                HttpResponse(
+                    status=405,
+                    content=f"Can only perform a {operation_ast.operation.value} operation from a POST request.",
+                )
+            )
+        if errors:
+            return ExecutionResult(data=None, errors=errors)
+        try:
+            return execute(
+                schema,
+                document,
+                root_value=self.get_root_value(request),
+                context_value=self.get_context(request),
+                variable_values=variables,
+                operation_name=operation_name,
+                middleware=self.get_middleware(request),
+            )
+        except Exception:  # noqa: BLE001 - resolvers' errors are masked by ErrorMaskingMiddleware; this is the rest
+            logger.exception("Unexpected error executing a GraphQL request")
+            error = GraphQLError(
+                "Internal error: the request could not be completed.", extensions={"code": "INTERNAL_ERROR"}
+            )
+            return ExecutionResult(errors=[error])

@@ -1,7 +1,7 @@
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from .models import Account, ApiKey
+from .models import Account, ApiKey, Membership
 
 
 def account_list_for_user(*, user) -> QuerySet[Account]:
@@ -20,3 +20,8 @@ def api_key_list(*, account: Account) -> QuerySet[ApiKey]:
 
 def api_key_get(*, account: Account, pk: int) -> ApiKey:
     return get_object_or_404(ApiKey, account=account, pk=pk)
+
+
+def membership_role(*, user, account: Account) -> str | None:
+    """The user's role in the account, or None when the user is not a member."""
+    return Membership.objects.filter(user=user, account=account).values_list("role", flat=True).first()

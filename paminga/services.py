@@ -3,10 +3,11 @@ import hmac
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Account, ApiKey, Membership
+from .models import Account, ApiKey, Membership, new_webhook_secret
 
 API_KEY_PREFIX = "pmg"
 
@@ -30,6 +31,13 @@ def account_update(*, account: Account, **fields) -> Account:
     from tracking.cache import account_cache_clear  # the beacon caches accounts by site key
 
     account_cache_clear(account=account)
+    return account
+
+
+def account_webhook_secret_rotate(*, account: Account) -> Account:
+    """A new webhook signing secret; the old one stops being used at once (retries sign with the new one)."""
+    account.webhook_secret = new_webhook_secret()
+    account.save(update_fields=["webhook_secret"])
     return account
 
 
@@ -77,18 +85,36 @@ def api_key_create(*, account: Account, name: str, created_by=None) -> tuple[Api
     return api_key, secret
 
 
+# Verified keys are remembered briefly, so that an API request does not pay a database query to authenticate.
+# Revoking clears the entry: at once everywhere with a shared cache (CACHE_URL=redis://..., as in production), and
+# within API_KEY_CACHE_SECONDS in other processes with the per-process default cache.
+API_KEY_CACHE_SECONDS = 10
+
+
+def _api_key_cache_key(secret_hash: str) -> str:
+    return f"apikey:{secret_hash}"
+
+
 def api_key_authenticate(*, secret: str) -> ApiKey | None:
     """The active key whose secret this is, or None. Marks when it was last used (at most once a minute)."""
     parts = (secret or "").strip().split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(secret) > 200:
         return None
-    api_key = ApiKey.objects.select_related("account").filter(prefix=parts[1], revoked_at__isnull=True).first()
-    if api_key is None or not hmac.compare_digest(api_key.secret_hash, _hash_secret(secret.strip())):
-        return None
+    secret_hash = _hash_secret(secret.strip())
+    cache_key = _api_key_cache_key(secret_hash)
+    api_key = cache.get(cache_key)
+    from_cache = api_key is not None
+    if not from_cache:
+        api_key = ApiKey.objects.select_related("account").filter(prefix=parts[1], revoked_at__isnull=True).first()
+        if api_key is None or not hmac.compare_digest(api_key.secret_hash, secret_hash):
+            return None
     now = timezone.now()
-    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+    mark_use = api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60
+    if mark_use:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+    if mark_use or not from_cache:
+        cache.set(cache_key, api_key, API_KEY_CACHE_SECONDS)
     return api_key
 
 
@@ -96,4 +122,5 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+    cache.delete(_api_key_cache_key(api_key.secret_hash))
     return api_key

@@ -163,6 +163,32 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
 
+# Automations (docs/automations.md).
+# Attempts per action run before it fails for good; transient failures wait 10 s, 20 s, 40 s, ... between them.
+AUTOMATIONS_MAX_ATTEMPTS = env.int("AUTOMATIONS_MAX_ATTEMPTS", default=5)
+AUTOMATIONS_RETRY_BACKOFF_SECONDS = env.int("AUTOMATIONS_RETRY_BACKOFF_SECONDS", default=10)
+AUTOMATIONS_RETRY_BACKOFF_MAX_SECONDS = env.int("AUTOMATIONS_RETRY_BACKOFF_MAX_SECONDS", default=15 * 60)
+# The sweep re-enqueues runs still pending (or overdue for a retry) after this long: lost to a broker outage.
+AUTOMATIONS_SWEEP_AFTER_SECONDS = env.int("AUTOMATIONS_SWEEP_AFTER_SECONDS", default=120)
+# A run still "running" after this long lost its worker (crash, or the hard time limit): it is retried.
+AUTOMATIONS_STALE_RUNNING_SECONDS = env.int("AUTOMATIONS_STALE_RUNNING_SECONDS", default=300)
+# Runs waiting for an anonymous visitor to be identified are skipped after this many days.
+AUTOMATIONS_WAITING_EXPIRE_DAYS = env.int("AUTOMATIONS_WAITING_EXPIRE_DAYS", default=30)
+# After a failed publish, a process leaves new runs to the sweep for this long instead of waiting on the broker.
+AUTOMATIONS_BROKER_BACKOFF_SECONDS = env.float("AUTOMATIONS_BROKER_BACKOFF_SECONDS", default=5.0)
+# Webhooks to private, loopback and link-local addresses are refused unless this is set (development, tests).
+AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
+CELERY_BEAT_SCHEDULE = {
+    "automations-action-runs-sweep": {
+        "task": "automations.tasks.action_runs_sweep_task",
+        "schedule": env.float("AUTOMATIONS_SWEEP_INTERVAL_SECONDS", default=60.0),
+    },
+}
+# Celery's Django fixup closes the database connection around every task unless this is set, so each task would
+# pay a new PostgreSQL connection; workers reuse it for this many tasks instead, and paminga.celery closes it
+# earlier when Django would (CONN_MAX_AGE, errors), as it does between requests.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+
 # Reporting: the periodic task that brings the report rollups up to date (docs/reporting.md). Added to whatever
 # schedule other apps define; Celery beat runs it, `manage.py reports_rollup` does the same by hand.
 REPORT_ROLLUP_INTERVAL_SECONDS = env.int("REPORT_ROLLUP_INTERVAL_SECONDS", default=300)

@@ -3,13 +3,15 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import services
 from .accounts import SESSION_KEY, account_required
-from .forms import AccountSettingsForm
-from .selectors import account_get_for_user
+from .forms import AccountSettingsForm, ApiKeyForm
+from .models import Membership
+from .selectors import account_get_for_user, api_key_get, api_key_list, membership_role
 
 
 @account_required
@@ -44,6 +46,66 @@ def account_settings(request):
             messages.success(request, "Account settings saved.")
             return redirect("account_settings")
     return render(request, "paminga/account_settings.html", {"form": form, "account": request.account})
+
+
+# API keys act for the whole account and outlive memberships: only owners and admins create or revoke them.
+API_KEY_MANAGER_ROLES = {Membership.Role.OWNER, Membership.Role.ADMIN}
+
+
+def _can_manage_api_keys(request) -> bool:
+    return membership_role(user=request.user, account=request.account) in API_KEY_MANAGER_ROLES
+
+
+@account_required
+def api_keys(request):
+    """The account's API keys (active first, then revoked) and a form to create one."""
+    context = {
+        "api_keys": api_key_list(account=request.account).select_related("created_by"),
+        "form": ApiKeyForm(),
+        "can_manage": _can_manage_api_keys(request),
+    }
+    return render(request, "paminga/api_keys.html", context)
+
+
+@require_POST
+@account_required
+def api_key_create(request):
+    if not _can_manage_api_keys(request):
+        return _forbidden(request, "Only the account's owners and admins can create API keys.")
+    form = ApiKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            api_key, secret = services.api_key_create(
+                account=request.account, name=form.cleaned_data["name"], created_by=request.user
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            # The secret is in this one response only: rendered, never redirected to, never stored, never cached.
+            response = render(request, "paminga/api_key_created.html", {"api_key": api_key, "secret": secret})
+            add_never_cache_headers(response)
+            response["Cache-Control"] += ", no-store"
+            return response
+    context = {"api_keys": api_key_list(account=request.account), "form": form, "can_manage": True}
+    return render(request, "paminga/api_keys.html", context, status=400)
+
+
+@account_required
+def api_key_revoke(request, pk: int):
+    api_key = api_key_get(account=request.account, pk=pk)
+    if not _can_manage_api_keys(request):
+        return _forbidden(request, "Only the account's owners and admins can revoke API keys.")
+    if request.method == "POST":
+        services.api_key_revoke(api_key=api_key)
+        messages.success(request, f"API key “{api_key.name}” revoked: requests with it are now refused.")
+        return redirect("api_keys")
+    return render(request, "paminga/api_key_revoke.html", {"api_key": api_key})
+
+
+def _forbidden(request, message: str):
+    messages.error(request, message)
+    context = {"api_keys": api_key_list(account=request.account), "form": ApiKeyForm(), "can_manage": False}
+    return render(request, "paminga/api_keys.html", context, status=403)
 
 
 def healthz(request):

@@ -2,7 +2,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from automations.models import Action
+from automations.models import Action, ActionRun
 from custom_events.models import CustomEvent, MarketingChannel, MarketingSource
 from paminga.models import Account, Membership
 from tracking.models import Contact, EventRecord, Impression, Session, Visitor
@@ -116,3 +116,17 @@ class ActionFactory(factory.django.DjangoModelFactory):
     account = factory.SelfAttribute("custom_event.account")
     kind = Action.Kind.ADD_TAG
     config = factory.LazyFunction(lambda: {"tag": "engaged"})
+
+
+class ActionRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ActionRun
+
+    action = factory.SubFactory(ActionFactory)
+    account = factory.SelfAttribute("action.account")
+    custom_event = factory.SelfAttribute("action.custom_event")
+    event_record = factory.SubFactory(
+        EventRecordFactory,
+        custom_event=factory.SelfAttribute("..custom_event"),
+        account=factory.SelfAttribute("..account"),
+    )

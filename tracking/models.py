@@ -48,6 +48,9 @@ class Contact(models.Model):
                 name="contact_unique_email_per_account",
             ),
         ]
+        # Emails are stored lowercased and looked up with `email = %s`, which the unique index on lower(email) cannot
+        # serve: without this index every API event would scan all of the account's contacts.
+        indexes = [models.Index(fields=["account", "email"], name="contact_account_email")]
 
     def __str__(self) -> str:
         return self.email or f"Anonymous contact #{self.pk}"

@@ -16,6 +16,8 @@ def log_in(page, live_server):
 def test_slug_is_suggested_from_the_name_and_the_event_is_created(page, live_server, user, account):
     log_in(page, live_server)
     page.click("text=New custom event")
+    # The suggestion script is deferred: type only once it has run.
+    page.wait_for_url("**/custom-events/new/", wait_until="load")
 
     page.fill("#id_name", "Watched Product Vidéo!")
     assert page.input_value("#id_slug") == "watched-product-video"

@@ -1,0 +1,67 @@
+"""Gating for tests that need real services (Redis, a Celery worker, PostgreSQL): they skip with a clear reason
+when the service is missing, unless REQUIRE_SERVICES=1 (as in CI), where a missing service is a failure."""
+
+import os
+
+import pytest
+from django.db import connection
+
+
+def require_services(*, redis: bool = False, postgresql: bool = False) -> str:
+    """Returns REDIS_URL when redis is asked for."""
+    required = os.environ.get("REQUIRE_SERVICES") == "1"
+    missing = []
+    redis_url = os.environ.get("REDIS_URL", "")
+    if redis:
+        if not redis_url:
+            missing.append("REDIS_URL is not set (e.g. REDIS_URL=redis://127.0.0.1:6379/14)")
+        else:
+            import redis as redis_client
+
+            try:
+                redis_client.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
+            except Exception as exc:  # noqa: BLE001 - any failure means the service is not usable
+                missing.append(f"Redis at {redis_url} is unreachable ({exc})")
+    if postgresql and connection.vendor != "postgresql":
+        missing.append("the database is not PostgreSQL (set DATABASE_URL=postgres://...)")
+    if missing:
+        reason = "needs " + "; ".join(missing)
+        if required:
+            pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
+        pytest.skip(reason)
+    return redis_url
+
+
+def celery_use_broker(url: str | None):
+    """Points the project's Celery app at another broker (None: back to in-process tasks). Returns a function
+    that restores the previous configuration. Connection pools are dropped so the next publish uses `url`."""
+    from paminga.celery import app
+
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+
+    def reset_pools():
+        from kombu import pools
+
+        pools.reset()  # closes and forgets every cached connection and producer pool
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    reset_pools()
+    if url is None:
+        app.conf.task_always_eager = True
+    else:
+        app.conf.broker_url, app.conf.task_always_eager = url, False
+
+    def restore():
+        reset_pools()
+        app.conf.broker_url, app.conf.task_always_eager = saved
+
+    return restore
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,29 @@
+"""Helpers for the GraphQL tests."""
+
+import json
+
+
+class GraphQLClient:
+    """Posts GraphQL documents to /graphql/ with an API key, as an integration would."""
+
+    def __init__(self, client, secret: str | None):
+        self.client = client
+        self.secret = secret
+
+    def post(self, query: str, variables: dict | None = None, *, secret: str | None = None):
+        body = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {secret or self.secret}"} if (secret or self.secret) else {}
+        return self.client.post("/graphql/", json.dumps(body), content_type="application/json", **headers)
+
+    def __call__(self, query: str, variables: dict | None = None, **kwargs) -> dict:
+        response = self.post(query, variables, **kwargs)
+        assert response.status_code in (200, 400), response.content
+        return response.json()
+
+
+def error_of(answer: dict) -> dict:
+    """The extensions of the only error of an answer."""
+    assert len(answer.get("errors", [])) == 1, answer
+    return answer["errors"][0]["extensions"]

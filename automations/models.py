@@ -78,3 +78,131 @@ class ActionRun(models.Model):
 
 
 FINISHED_STATUSES = frozenset({ActionRun.Status.SUCCEEDED, ActionRun.Status.SKIPPED, ActionRun.Status.FAILED})
+
+# --- Reporting rollups (automations.reports) ------------------------------------------------------------------
+# Daily sums of recorded events, page views and visits, per account and day in the account's time zone. They are
+# rebuilt from the raw rows by a periodic task (automations.reports.rollups); reports add the raw rows recorded
+# since the last run, so every figure is exact at any time. See docs/reporting.md.
+
+
+class ReportRollupWatermark(models.Model):
+    """How far the rollups have read one raw table: every row with an id up to `upto_id` is in them."""
+
+    table = models.CharField(max_length=32, unique=True)
+    upto_id = models.BigIntegerField(default=0)
+    # The watermark before the last run: the next run rereads the rows after it, so a row whose transaction was
+    # still open during one run (its id below that run's watermark) is counted by the next.
+    previous_upto_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.table} up to {self.upto_id}"
+
+
+class ReportAccountRollup(models.Model):
+    """An account whose rollups are complete, and the time zone their days are in. A changed time zone (or no
+    row) means the rollups are not used and are rebuilt by the next run."""
+
+    account = models.OneToOneField("paminga.Account", on_delete=models.CASCADE, related_name="report_rollup")
+    time_zone = models.CharField(max_length=64)
+    rebuilt_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Rollups of {self.account_id} in {self.time_zone}"
+
+
+class ReportDirtyDay(models.Model):
+    """A day whose rolled-up figures are out of date because recorded rows changed (a contact merge moved
+    events to another contact). Reports read such a day from the raw rows until the next run rebuilds it."""
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Not unique: the run deletes exactly the rows it read, so a mark made while it ran survives it.
+        indexes = [models.Index(fields=["account", "day"], name="report_dirty_day_account")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day}"
+
+
+class EventDailyRollup(models.Model):
+    """One custom event's occurrences on one day, with the exact sets of its contacts and visitors."""
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+")
+    custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    fires = models.PositiveIntegerField(default=0)
+    conversions = models.PositiveIntegerField(default=0)
+    # Conversions attributed to a page view (beacon conversions in a visit that had one).
+    attributed = models.PositiveIntegerField(default=0)
+    # Distinct ids, packed (automations.reports.aggregates.ids_pack): unique contacts and visitors over any range
+    # are the size of the union of its days' sets, exact and without touching the raw rows.
+    contact_ids = models.BinaryField(default=b"")
+    visitor_ids = models.BinaryField(default=b"")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "day", "custom_event"], name="event_daily_rollup_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.custom_event_id} on {self.day}: {self.fires}"
+
+
+class EventDailyBreakdown(models.Model):
+    """One custom event's occurrences on one day that share one value of a dimension (a channel, a page, a UTM
+    source, a metadata value...)."""
+
+    class Dimension(models.TextChoices):
+        SOURCE = "source", "Source"
+        CHANNEL = "channel", "Marketing channel"
+        UTM_SOURCE = "utm_source", "UTM source"
+        UTM_MEDIUM = "utm_medium", "UTM medium"
+        UTM_CAMPAIGN = "utm_campaign", "UTM campaign"
+        PAGE = "page", "Page"
+        ATTRIBUTED_PAGE = "attributed_page", "Page of the attributed page view"
+        ATTRIBUTED_CHANNEL = "attributed_channel", "Channel of the attributed page view"
+        METADATA = "metadata", "Metadata value"
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+")
+    custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    dimension = models.CharField(max_length=24, choices=Dimension.choices)
+    # The metadata key for Dimension.METADATA, empty otherwise.
+    key = models.CharField(max_length=100, blank=True)
+    value = models.CharField(max_length=500, blank=True)
+    fires = models.PositiveIntegerField(default=0)
+    conversions = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # The event report: one event, one dimension, a range of days.
+            models.Index(fields=["custom_event", "dimension", "key", "day"], name="event_breakdown_event"),
+            # The conversions report: every event of the account, one dimension, a range of days.
+            models.Index(fields=["account", "dimension", "day"], name="event_breakdown_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.custom_event_id} {self.dimension}={self.value} on {self.day}: {self.fires}"
+
+
+class TrafficDailyRollup(models.Model):
+    """Page views per page and visits per channel on one day: the denominators of conversion rates."""
+
+    class Dimension(models.TextChoices):
+        PAGE_VIEWS = "page_views", "Page views by page"
+        VISITS = "visits", "Visits by channel"
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    dimension = models.CharField(max_length=16, choices=Dimension.choices)
+    value = models.CharField(max_length=500, blank=True)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "dimension", "day"], name="traffic_daily_account")]
+
+    def __str__(self) -> str:
+        return f"{self.dimension}={self.value} on {self.day}: {self.count}"

@@ -4,10 +4,11 @@
 import graphene
 
 from automations.graphql import AutomationsMutation, AutomationsQuery
+from automations.reports.graphql import ReportsQuery
 from custom_events.graphql import CustomEventsMutation, CustomEventsQuery
 
 
-class Query(CustomEventsQuery, AutomationsQuery, graphene.ObjectType):
+class Query(CustomEventsQuery, AutomationsQuery, ReportsQuery, graphene.ObjectType):
     """Reads, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
 
     ping = graphene.Boolean(required=True, description="Always true: the API is reachable and the key is valid.")

@@ -188,3 +188,15 @@ CELERY_BEAT_SCHEDULE = {
 # pay a new PostgreSQL connection; workers reuse it for this many tasks instead, and paminga.celery closes it
 # earlier when Django would (CONN_MAX_AGE, errors), as it does between requests.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+
+# Reporting: the periodic task that brings the report rollups up to date (docs/reporting.md). Added to whatever
+# schedule other apps define; Celery beat runs it, `manage.py reports_rollup` does the same by hand.
+REPORT_ROLLUP_INTERVAL_SECONDS = env.int("REPORT_ROLLUP_INTERVAL_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "report-rollups-update": {
+        "task": "automations.reports.tasks.report_rollups_update_task",
+        "schedule": float(REPORT_ROLLUP_INTERVAL_SECONDS),
+    },
+}
+CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "automations.reports.tasks"]

@@ -19,6 +19,7 @@ urlpatterns = [
     path("settings/account/marketing-sources/", include("custom_events.marketing_source_urls")),
     path("automations/", include("automations.urls")),
     path("contacts/", include("automations.contact_urls")),
+    path("automations/", include("automations.reports.urls")),
     path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
     path("admin/", admin.site.urls),
 ]

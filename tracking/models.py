@@ -129,7 +129,11 @@ class Session(UtmFields):
     channel = models.CharField(max_length=32, choices=MarketingChannel.choices, default=MarketingChannel.UNKNOWN)
 
     class Meta:
-        indexes = [models.Index(fields=["visitor", "-last_seen_at"], name="session_visitor_recent")]
+        indexes = [
+            models.Index(fields=["visitor", "-last_seen_at"], name="session_visitor_recent"),
+            # Reports count visits per day and channel.
+            models.Index(fields=["account", "started_at"], name="session_account_started"),
+        ]
 
     def __str__(self) -> str:
         return f"Visit {self.pk} of {self.visitor_id}"

@@ -225,7 +225,11 @@ def contact_merge(*, source: Contact, target: Contact) -> Contact:
     its visitors (and so their sessions and impressions), events, tags, lists, score and fields."""
     if source.pk == target.pk or source.account_id != target.account_id:
         raise ValueError("contact_merge() needs two contacts of one account")
+    from automations.reports.services import report_contact_events_moving
+
     with transaction.atomic():
+        # The report rollups hold the source among the unique contacts of its days: mark those days for a rebuild.
+        report_contact_events_moving(contact=source)
         Visitor.objects.filter(contact=source).update(contact=target)
         EventRecord.objects.filter(contact=source).update(contact=target)
         existing_tags = set(ContactTag.objects.filter(contact=target).values_list("name", flat=True))

@@ -162,3 +162,12 @@ if not DEBUG:
     )
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+
+# Tracking (docs/tracking.md). The event debugger keeps at most this many entries per account, and writes at most
+# this many per account and minute, so a flood of bad hits cannot fill the database.
+TRACKING_DEBUGGER_KEEP = env.int("TRACKING_DEBUGGER_KEEP", default=500)
+TRACKING_DEBUGGER_MAX_PER_MINUTE = env.int("TRACKING_DEBUGGER_MAX_PER_MINUTE", default=60)
+# Signed contact links (?pm_ct=...) stop identifying visitors after this many days.
+TRACKING_CONTACT_LINK_MAX_AGE_DAYS = env.int("TRACKING_CONTACT_LINK_MAX_AGE_DAYS", default=180)
+# bench/collect_bench.py's baseline view at /bench/noop; off (404) unless set.
+BENCH_NOOP_VIEW = env.bool("BENCH_NOOP_VIEW", default=False)

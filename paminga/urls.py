@@ -14,5 +14,6 @@ urlpatterns = [
     path("settings/account/", views.account_settings, name="account_settings"),
     path("settings/account/custom-events/", include("custom_events.urls")),
     path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
+    path("", include("tracking.urls")),
     path("admin/", admin.site.urls),
 ]

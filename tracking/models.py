@@ -105,6 +105,7 @@ class Visitor(models.Model):
     uid = models.CharField(max_length=64)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="visitors")
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the visitor's latest visit started (Session.last_seen_at is the exact last activity).
     last_seen_at = models.DateTimeField()
 
     class Meta:
@@ -227,6 +228,8 @@ class RejectedHit(models.Model):
         TOO_LARGE = "TOO_LARGE", "Request body too large"
         DUPLICATE = "DUPLICATE", "Duplicate hit (already recorded)"
         FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN", "Sent from a domain that is not the account's"
+        INVALID_EMAIL = "INVALID_EMAIL", "identify() with an invalid email address"
+        INVALID_CONTACT_TOKEN = "INVALID_CONTACT_TOKEN", "Contact link token invalid or expired"
         INVALID = "INVALID", "Invalid hit"
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="rejected_hits")

@@ -1,17 +1,24 @@
 """Writes for tracking. `event_record` is the one path every custom event takes, from the beacon and the API."""
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from custom_events.models import CustomEvent, MarketingSource
+from custom_events.models import CustomEvent, MarketingSource, validate_custom_event_slug
 from paminga.models import Account
 
+from .cache import custom_event_get_cached
+from .channels import channel_derive, utm_from_url
+from .hits import Hit, HitError
+from .links import contact_token_read
 from .models import (
     METADATA_MAX_BYTES,
     URL_MAX_LENGTH,
@@ -22,9 +29,12 @@ from .models import (
     ContactTag,
     EventRecord,
     Impression,
+    RejectedHit,
     Session,
     Visitor,
 )
+
+Reason = RejectedHit.Reason
 
 
 def email_normalize(email: str) -> str:
@@ -105,17 +115,22 @@ def event_record(
     marketing_source: MarketingSource | None = None,
     marketing_source_name: str = "",
     metadata=None,
+    metadata_dropped_bytes: int | None = None,
     idempotency_key: str | None = None,
 ) -> tuple[EventRecord, bool]:
     """Records one occurrence of a custom event and queues its actions. Returns (record, created).
 
     With an idempotency key already recorded for the account, returns the existing record and does nothing.
-    Metadata over 4,096 bytes is dropped and flagged (callers that must refuse it check before calling).
+    Metadata over 4,096 bytes is dropped and flagged (callers that must refuse it check before calling);
+    `metadata_dropped_bytes` says the sender already dropped metadata of that size (the beacon measures it in the
+    browser, so an oversized object is never sent).
     """
     if custom_event.account_id != account.pk or contact.account_id != account.pk:
         raise ValueError("event_record() across accounts")
     occurred_at = occurred_at or timezone.now()
     prepared = metadata_prepare(metadata)
+    if metadata_dropped_bytes is not None:
+        prepared = Metadata(value=None, size=metadata_dropped_bytes, dropped=True)
     utm = utm or {}
     if marketing_source is not None and not marketing_channel:
         marketing_channel = marketing_source.channel
@@ -141,19 +156,20 @@ def event_record(
     )
     from automations.services import action_runs_create
 
-    with transaction.atomic():
-        if is_conversion:
-            record.attributed_impression = attributed_impression_for(session=session, occurred_at=occurred_at)
-        try:
-            with transaction.atomic():
-                record.save()
-        except IntegrityError:
-            if idempotency_key:
-                existing = EventRecord.objects.filter(account=account, idempotency_key=idempotency_key).first()
-                if existing is not None:
-                    return existing, False
-            raise
-        action_runs_create(event_record=record)
+    try:
+        # One block: its own transaction, or a savepoint inside the caller's. A repeated idempotency key fails the
+        # INSERT; rolling back this block then costs nothing else, and needs no second savepoint around the INSERT.
+        with transaction.atomic():
+            if is_conversion:
+                record.attributed_impression = attributed_impression_for(session=session, occurred_at=occurred_at)
+            record.save()
+            action_runs_create(event_record=record)
+    except IntegrityError:
+        if idempotency_key:
+            existing = EventRecord.objects.filter(account=account, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing, False
+        raise
     return record, True
 
 
@@ -180,7 +196,8 @@ def _campaign(utm: dict) -> tuple:
 
 def session_current(*, account: Account, visitor: Visitor, now: datetime) -> Session | None:
     """The visitor's visit still open at `now`: its last activity is within the account's inactivity timeout."""
-    session = Session.objects.filter(visitor=visitor).order_by("-last_seen_at", "-id").first()
+    # started_at <= now: a late (retried) hit joins the visit that was open when it happened, not a later one.
+    session = Session.objects.filter(visitor=visitor, started_at__lte=now).order_by("-last_seen_at", "-id").first()
     if session is None or now - session.last_seen_at > timedelta(minutes=account.session_timeout_minutes):
         return None
     return session
@@ -208,6 +225,11 @@ def session_for_hit(
             Session.objects.filter(pk=session.pk, last_seen_at__lt=now).update(last_seen_at=now)
             session.last_seen_at = now
         return session
+    if now > visitor.last_seen_at:
+        # The visitor's last_seen_at is the start of its latest visit (the visit's own last_seen_at is exact):
+        # one write per visit rather than one per hit.
+        Visitor.objects.filter(pk=visitor.pk, last_seen_at__lt=now).update(last_seen_at=now)
+        visitor.last_seen_at = now
     return Session.objects.create(
         account=account,
         visitor=visitor,
@@ -273,3 +295,216 @@ def contact_identify(*, account: Account, visitor: Visitor, email: str) -> Conta
         visitor.contact = target
         action_runs_resume(contact=target)
     return target
+
+
+# --- Impressions, the event debugger and beacon hits ---------------------------------------------------------
+
+
+def impression_record(
+    *,
+    account: Account,
+    visitor: Visitor,
+    session: Session,
+    url: str,
+    occurred_at: datetime,
+    title: str = "",
+    referrer: str = "",
+    utm: dict | None = None,
+    client_id: str | None = None,
+) -> tuple[Impression | None, bool]:
+    """Records one page view. Every impression goes through here (a place for hooks such as rollups).
+
+    Returns (impression, created); with a client id already recorded for the account, (the existing one, False).
+    """
+    impression = Impression(
+        account=account,
+        session=session,
+        visitor=visitor,
+        url=_clip(url, URL_MAX_LENGTH),
+        title=_clip(title, 500),
+        referrer=_clip(referrer, URL_MAX_LENGTH),
+        channel=session.channel,
+        occurred_at=occurred_at,
+        client_id=client_id or None,
+        **{field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
+    )
+    try:
+        with transaction.atomic():
+            impression.save()
+    except IntegrityError:
+        if client_id:
+            existing = Impression.objects.filter(account=account, client_id=client_id).first()
+            if existing is not None:
+                return existing, False
+        raise
+    return impression, True
+
+
+def rejected_hit_record(
+    *, account: Account, reason: str, message: str, slug: str = "", excerpt: str = "", recorded: bool = False
+) -> RejectedHit | None:
+    """Adds an entry to the account's event debugger, within bounds so a flood of bad hits cannot fill the database:
+    at most TRACKING_DEBUGGER_MAX_PER_MINUTE entries per account, reason and minute (counted in the cache: per
+    process with the default in-memory cache, overall with Redis), and only the newest TRACKING_DEBUGGER_KEEP entries
+    are kept (older ones are pruned at the first entry of each minute). Returns None when the entry was left out."""
+    per_minute = settings.TRACKING_DEBUGGER_MAX_PER_MINUTE
+    keep = settings.TRACKING_DEBUGGER_KEEP
+    # One budget per reason, so that a flood of one kind cannot hide the others.
+    key = f"tracking:debugger:{account.pk}:{reason}:{int(time.time() // 60)}"
+    new_window = cache.add(key, 0, 120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        count = 1
+    if count > per_minute:
+        return None
+    entry = RejectedHit.objects.create(
+        account=account,
+        reason=reason,
+        message=_clip(message, 500),
+        slug=_clip(slug, 200),
+        excerpt=_clip(excerpt, 500),
+        recorded=recorded,
+    )
+    if new_window:
+        cutoff = RejectedHit.objects.filter(account=account).order_by("-id").values_list("id", flat=True)[keep:][:1]
+        if cutoff:
+            RejectedHit.objects.filter(account=account, id__lte=cutoff[0]).delete()
+    return entry
+
+
+# A fresh hit is stamped with the server's clock, so hits the beacon sends one after another keep their order
+# (an impression, then the event it converts). A hit older than this (a retry) is back-dated by its age, measured
+# on the sender's own clock, so a wrong clock in the browser does not matter.
+HIT_CLOCK_TOLERANCE = timedelta(seconds=5)
+
+
+def hit_occurred_at(*, age_ms: int, now: datetime) -> datetime:
+    age = timedelta(milliseconds=age_ms)
+    return now - age if age > HIT_CLOCK_TOLERANCE else now
+
+
+@dataclass(frozen=True)
+class HitOutcome:
+    status: str  # "recorded", "duplicate" or "identified"
+
+
+class _Duplicate(Exception):
+    """Rolls back a repeated hit's transaction, so that a retry changes nothing (not even the visit's last activity)."""
+
+
+def _unknown_event_message(slug: str) -> str:
+    message = f"No custom event “{slug}” in this account: it was never created, or it has been deleted."
+    try:
+        validate_custom_event_slug(slug)
+    except ValidationError as exc:
+        message += " " + " ".join(exc.messages)
+    return message + " Check the slug under Settings → Account → Custom Events."
+
+
+def hit_record(*, account: Account, hit: Hit, now: datetime) -> HitOutcome:
+    """Records one beacon hit in one short transaction: the visitor (with its anonymous contact), the visit, then the
+    impression, the custom event (through event_record) or the identification.
+
+    Raises HitError before anything is written when the hit cannot be recorded (unknown slug, invalid email).
+    A hit id that was already recorded changes nothing and answers "duplicate". Altered hits (metadata dropped, an
+    invalid contact link token) are recorded and noted in the event debugger.
+    """
+    occurred_at = hit_occurred_at(age_ms=hit.age_ms, now=now)
+    custom_event = email = None
+    if hit.type == "event":
+        custom_event = custom_event_get_cached(account=account, slug=hit.slug)
+        if custom_event is None:
+            raise HitError(Reason.UNKNOWN_EVENT, _unknown_event_message(hit.slug), status=422, slug=hit.slug)
+    elif hit.type == "identify":
+        try:
+            email = email_normalize(hit.email)
+        except ValidationError:
+            raise HitError(Reason.INVALID_EMAIL, "identify() needs a valid email address.", status=422) from None
+    token_contact_id = contact_token_read(account=account, token=hit.contact_token) if hit.contact_token else None
+    notes: list[tuple[str, str]] = []
+    utm = utm_from_url(hit.url)
+    try:
+        with transaction.atomic():
+            visitor = visitor_get_or_create(account=account, uid=hit.visitor, now=occurred_at)
+            if hit.type == "identify":
+                contact_identify(account=account, visitor=visitor, email=email)
+                return HitOutcome("identified")
+            session = session_for_hit(
+                account=account,
+                visitor=visitor,
+                now=occurred_at,
+                utm=utm,
+                landing_url=hit.url,
+                referrer=hit.referrer,
+                channel=channel_derive(utm=utm, referrer=hit.referrer, page_url=hit.url, own_domains=account.domains),
+            )
+            if hit.type == "impression":
+                if hit.contact_token:
+                    known = (
+                        token_contact_id
+                        and Contact.objects.filter(account=account, pk=token_contact_id, email__isnull=False).first()
+                    )
+                    if known:
+                        contact_identify(account=account, visitor=visitor, email=known.email)
+                    else:
+                        notes.append(
+                            (
+                                Reason.INVALID_CONTACT_TOKEN,
+                                "The page was opened through a contact link whose token is invalid, expired or names "
+                                "a deleted contact: the impression was recorded, the visitor was not identified.",
+                            )
+                        )
+                _, created = impression_record(
+                    account=account,
+                    visitor=visitor,
+                    session=session,
+                    url=hit.url,
+                    title=hit.title,
+                    referrer=hit.referrer,
+                    utm=utm,
+                    occurred_at=occurred_at,
+                    client_id=hit.id,
+                )
+            else:
+                record, created = event_record(
+                    account=account,
+                    custom_event=custom_event,
+                    contact=visitor.contact,
+                    source=EventRecord.Source.BEACON,
+                    occurred_at=occurred_at,
+                    visitor=visitor,
+                    session=session,
+                    page_url=hit.url,
+                    utm=session.utm,
+                    marketing_channel=session.channel,
+                    metadata=hit.metadata,
+                    metadata_dropped_bytes=hit.metadata_dropped_bytes,
+                    idempotency_key=f"beacon:{hit.id}",
+                )
+                if created and record.metadata_dropped:
+                    notes.append(
+                        (
+                            Reason.METADATA_DROPPED,
+                            f"Metadata of {record.metadata_bytes:,} bytes is over the {METADATA_MAX_BYTES:,}-byte "
+                            "limit: it was dropped and the event was recorded without it.",
+                        )
+                    )
+            if not created:
+                raise _Duplicate
+            for reason, message in notes:
+                rejected_hit_record(account=account, reason=reason, message=message, slug=hit.slug, recorded=True)
+    except _Duplicate:
+        if not hit.retry:
+            # A retry finding its hit recorded is the protocol working (the answer to the first send was lost). A
+            # first send finding its id taken means a sender reuses hit ids, and those hits are lost: show it.
+            rejected_hit_record(
+                account=account,
+                reason=Reason.DUPLICATE,
+                message=f"The hit id {hit.id} was already recorded, so this {hit.type} was ignored. Each hit needs a "
+                "new random id; only retries of the same hit may repeat it.",
+                slug=hit.slug,
+                recorded=True,
+            )
+        return HitOutcome("duplicate")
+    return HitOutcome("recorded")

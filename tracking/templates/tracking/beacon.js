@@ -100,7 +100,7 @@
     send(h, function (ok) {
       busy = null;
       if (ok) drop(h);
-      else { h._n = (h._n || 0) + 1; h._w = Date.now() + Math.min(6e4, 1e3 * Math.pow(2, h._n)); save(); }
+      else { h._n = (h._n || 0) + 1; h._w = Date.now() + Math.min(6e4, 500 * Math.pow(2, h._n)); save(); }
       pump();
     });
   }

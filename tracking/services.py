@@ -15,6 +15,7 @@ from django.utils import timezone
 from custom_events.models import CustomEvent, MarketingSource, validate_custom_event_slug
 from paminga.models import Account
 
+from . import sql
 from .cache import custom_event_get_cached
 from .channels import channel_derive, utm_from_url
 from .hits import Hit, HitError
@@ -33,6 +34,7 @@ from .models import (
     Session,
     Visitor,
 )
+from .selectors import visitor_for_hit
 
 Reason = RejectedHit.Reason
 
@@ -156,20 +158,14 @@ def event_record(
     )
     from automations.services import action_runs_create
 
-    try:
-        # One block: its own transaction, or a savepoint inside the caller's. A repeated idempotency key fails the
-        # INSERT; rolling back this block then costs nothing else, and needs no second savepoint around the INSERT.
-        with transaction.atomic():
-            if is_conversion:
-                record.attributed_impression = attributed_impression_for(session=session, occurred_at=occurred_at)
-            record.save()
-            action_runs_create(event_record=record)
-    except IntegrityError:
-        if idempotency_key:
-            existing = EventRecord.objects.filter(account=account, idempotency_key=idempotency_key).first()
-            if existing is not None:
-                return existing, False
-        raise
+    # Its own transaction, or part of the caller's: no savepoint, since a repeated idempotency key does not fail the
+    # INSERT (ON CONFLICT DO NOTHING). An exception in here leaves the caller's transaction to roll back.
+    with transaction.atomic(savepoint=False):
+        if is_conversion:
+            record.attributed_impression = attributed_impression_for(session=session, occurred_at=occurred_at)
+        if not sql.insert_or_ignore(record):
+            return EventRecord.objects.get(account=account, idempotency_key=idempotency_key), False
+        action_runs_create(event_record=record)
     return record, True
 
 
@@ -177,27 +173,39 @@ def event_record(
 
 
 def visitor_get_or_create(*, account: Account, uid: str, now: datetime) -> Visitor:
-    """The account's visitor with this beacon id; a new one gets its own anonymous contact."""
-    visitor = Visitor.objects.select_related("contact").filter(account=account, uid=uid).first()
+    """The account's visitor with this beacon id (with its contact and latest visit loaded); a new one gets its own
+    anonymous contact."""
+    visitor = visitor_for_hit(account=account, uid=uid)
     if visitor is not None:
         return visitor
-    try:
-        # One savepoint for both rows: losing the race to a concurrent first hit leaves no orphan contact.
-        with transaction.atomic():
-            contact = Contact.objects.create(account=account)
-            return Visitor.objects.create(account=account, uid=uid, contact=contact, last_seen_at=now)
-    except IntegrityError:
-        return Visitor.objects.select_related("contact").get(account=account, uid=uid)
+    with transaction.atomic(savepoint=False):
+        contact = Contact(account=account)
+        sql.insert_or_ignore(contact)
+        visitor = Visitor(account=account, uid=uid, contact=contact, last_seen_at=now, current_session=None)
+        if sql.insert_or_ignore(visitor):
+            return visitor
+        # A concurrent first hit of the same visitor won: use its visitor, drop the contact made for this one.
+        contact.delete()
+    return visitor_for_hit(account=account, uid=uid)
 
 
 def _campaign(utm: dict) -> tuple:
     return tuple((utm.get(field) or "") for field in UTM_FIELDS)
 
 
+# A visit's last activity is written when it moved by at least this much: most hits of a visit come seconds apart
+# (a page view, then the events on that page), and skipping their UPDATE keeps a hit to one write. A visit may
+# therefore end up to this much earlier than the exact timeout.
+SESSION_ACTIVITY_PRECISION = timedelta(minutes=1)
+
+
 def session_current(*, account: Account, visitor: Visitor, now: datetime) -> Session | None:
     """The visitor's visit still open at `now`: its last activity is within the account's inactivity timeout."""
-    # started_at <= now: a late (retried) hit joins the visit that was open when it happened, not a later one.
-    session = Session.objects.filter(visitor=visitor, started_at__lte=now).order_by("-last_seen_at", "-id").first()
+    session = visitor.current_session
+    if session is None or session.started_at > now:
+        # No visit recorded on the visitor, or a late (retried) hit: it joins the visit that was open when it
+        # happened, not a later one.
+        session = Session.objects.filter(visitor=visitor, started_at__lte=now).order_by("-last_seen_at", "-id").first()
     if session is None or now - session.last_seen_at > timedelta(minutes=account.session_timeout_minutes):
         return None
     return session
@@ -221,16 +229,11 @@ def session_for_hit(
     utm = {field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS}
     session = session_current(account=account, visitor=visitor, now=now)
     if session is not None and (not any(utm.values()) or _campaign(utm) == _campaign(session.utm)):
-        if now > session.last_seen_at:
+        if now - session.last_seen_at >= SESSION_ACTIVITY_PRECISION:
             Session.objects.filter(pk=session.pk, last_seen_at__lt=now).update(last_seen_at=now)
             session.last_seen_at = now
         return session
-    if now > visitor.last_seen_at:
-        # The visitor's last_seen_at is the start of its latest visit (the visit's own last_seen_at is exact):
-        # one write per visit rather than one per hit.
-        Visitor.objects.filter(pk=visitor.pk, last_seen_at__lt=now).update(last_seen_at=now)
-        visitor.last_seen_at = now
-    return Session.objects.create(
+    session = Session(
         account=account,
         visitor=visitor,
         started_at=now,
@@ -240,6 +243,13 @@ def session_for_hit(
         channel=channel or "",
         **utm,
     )
+    sql.insert_or_ignore(session)
+    latest = visitor.current_session
+    if latest is None or latest.started_at <= now:
+        # The visitor's last_seen_at is the start of its latest visit: one write per visit, not one per hit.
+        visitor.current_session, visitor.last_seen_at = session, max(now, visitor.last_seen_at)
+        Visitor.objects.filter(pk=visitor.pk).update(current_session=session, last_seen_at=visitor.last_seen_at)
+    return session
 
 
 def contact_merge(*, source: Contact, target: Contact) -> Contact:
@@ -328,15 +338,8 @@ def impression_record(
         client_id=client_id or None,
         **{field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
     )
-    try:
-        with transaction.atomic():
-            impression.save()
-    except IntegrityError:
-        if client_id:
-            existing = Impression.objects.filter(account=account, client_id=client_id).first()
-            if existing is not None:
-                return existing, False
-        raise
+    if not sql.insert_or_ignore(impression):
+        return Impression.objects.get(account=account, client_id=client_id), False
     return impression, True
 
 

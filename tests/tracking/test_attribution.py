@@ -183,3 +183,28 @@ def test_a_new_visit_moves_the_visitors_last_seen(account):
     visitor.refresh_from_db()
     assert visitor.last_seen_at == T0 + minutes(1)
     assert Session.objects.get().last_seen_at == T0 + minutes(2)
+
+
+def test_last_activity_is_written_to_the_minute(account):
+    visitor = visitor_get_or_create(account=account, uid="visitor-0001", now=T0)
+    session = session_for_hit(account=account, visitor=visitor, now=T0)
+
+    session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(seconds=50))
+    assert Session.objects.get().last_seen_at == T0
+
+    session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(seconds=61))
+    assert Session.objects.get().last_seen_at == T0 + timedelta(seconds=61)
+    assert Session.objects.count() == 1 and session.pk == Session.objects.get().pk
+
+
+def test_the_visitor_points_at_its_latest_visit_and_a_late_hit_does_not_move_it(account):
+    visitor = visitor_get_or_create(account=account, uid="visitor-0001", now=T0)
+    afternoon = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(hours=5))
+
+    # A late hit from the morning, when no visit was open: a visit of its own, in the past.
+    morning = session_for_hit(account=account, visitor=visitor, now=T0)
+
+    reloaded = visitor_get_or_create(account=account, uid="visitor-0001", now=T0 + timedelta(hours=6))
+    assert morning != afternoon and reloaded.current_session == afternoon
+    assert reloaded.last_seen_at == T0 + timedelta(hours=5)
+    assert session_current(account=account, visitor=reloaded, now=T0 + timedelta(hours=5, minutes=10)) == afternoon

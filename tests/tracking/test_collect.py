@@ -50,7 +50,7 @@ def test_impression_records_visitor_anonymous_contact_visit_and_page_view(client
 
     response = post(client, account, impression(url=url, referrer="https://mail.google.com/"))
 
-    assert response.status_code == 200 and response.json() == {"status": "recorded"}
+    assert response.status_code == 200 and response.json() == {"status": "recorded", "id": "imp-0000001"}
     assert counts() == {**dict.fromkeys(counts(), 0), "Contact": 1, "Visitor": 1, "Session": 1, "Impression": 1}
     page_view = Impression.objects.get()
     assert (page_view.url, page_view.title, page_view.referrer, page_view.client_id) == (
@@ -71,7 +71,7 @@ def test_event_records_everything_the_issue_lists(client, account):
 
     response = post(client, account, event("requested-demo", metadata={"planTier": "enterprise", "seats": 12}))
 
-    assert response.status_code == 200 and response.json() == {"status": "recorded"}
+    assert response.status_code == 200 and response.json() == {"status": "recorded", "id": "evt-0000001"}
     record = EventRecord.objects.get()
     visitor = Visitor.objects.get()
     assert record.custom_event == demo and record.contact == visitor.contact and record.visitor == visitor
@@ -113,7 +113,7 @@ def test_metadata_over_4096_bytes_sent_anyway_is_dropped_flagged_and_noted(clien
 
     response = post(client, account, event("watched-product-video", metadata=metadata))
 
-    assert response.status_code == 200 and response.json() == {"status": "recorded"}
+    assert response.status_code == 200 and response.json()["status"] == "recorded"
     record = EventRecord.objects.get()
     assert record.metadata is None and record.metadata_dropped and record.metadata_bytes == 4100 + len('{"notes":""}')
     entry = RejectedHit.objects.get()
@@ -164,7 +164,8 @@ def test_a_retried_hit_is_recorded_once_and_changes_nothing(client, account):
     again_impression = post(client, account, impression(retry=True))
 
     assert again_event.status_code == again_impression.status_code == 200
-    assert again_event.json() == again_impression.json() == {"status": "duplicate"}
+    assert again_event.json() == {"status": "duplicate", "id": "evt-0000001"}
+    assert again_impression.json() == {"status": "duplicate", "id": "imp-0000001"}
     assert counts() == before and Session.objects.get().last_seen_at == last_seen
 
 
@@ -174,7 +175,7 @@ def test_a_first_send_reusing_a_hit_id_is_shown_in_the_debugger(client, account)
 
     response = post(client, account, event("requested-demo", visitor="someone-else"))
 
-    assert response.json() == {"status": "duplicate"}
+    assert response.json()["status"] == "duplicate"
     assert EventRecord.objects.count() == 1 and Visitor.objects.count() == 1
     entry = RejectedHit.objects.get()
     assert (entry.reason, entry.slug) == ("DUPLICATE", "requested-demo")
@@ -195,7 +196,7 @@ def test_identify_makes_the_visitor_a_known_contact_with_its_history(client, acc
         client, account, {"type": "identify", "id": "idn-0000001", "visitor": "visitor-0001", "email": "Ada@Acme.TEST"}
     )
 
-    assert response.status_code == 200 and response.json() == {"status": "identified"}
+    assert response.status_code == 200 and response.json() == {"status": "identified", "id": "idn-0000001"}
     contact = Contact.objects.get()
     assert contact.email == "ada@acme.test"
     assert EventRecord.objects.get().contact == contact and Visitor.objects.get().contact == contact

@@ -1,0 +1,237 @@
+#!/usr/bin/env python
+"""Benchmark of the beacon's collect endpoint against a no-op Django view, under gunicorn on PostgreSQL.
+
+    .venv/bin/python bench/collect_bench.py                       # the documented configuration
+    .venv/bin/python bench/collect_bench.py --sweep               # compare gunicorn configurations
+    .venv/bin/python bench/collect_bench.py --workers 4 --worker-class sync
+
+One gunicorn serves both endpoints with the same settings and middleware. wrk (bench/collect.lua) drives each with
+realistic hits at 32 connections: many visitors, impressions and custom events mixed, unique hit ids, and a few
+deliberate resends of a hit (as the beacon does after a lost answer). Printed: hits/s (each hit is one impression or
+one custom event), p50 and p99 latency, and the ratio of collect to the no-op view. Then gunicorn is stopped (it
+finishes what is in flight) and the database is checked: every hit answered 200 is stored exactly once, and nothing
+is stored that was not sent. Exit status 1 when a hit was lost or duplicated.
+
+The database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/paminga_tracking) is EMPTIED first:
+give the benchmark a database of its own. Needs wrk (apt-get install wrk) and PostgreSQL.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = ROOT / "bench" / "collect.lua"
+SLUGS = ("watched-product-video", "visited-pricing-page", "requested-demo", "downloaded-whitepaper-q1")
+# (worker class, workers, threads per worker)
+SWEEP = [("sync", 2, 1), ("sync", 4, 1), ("gthread", 2, 4), ("gthread", 2, 8), ("gthread", 4, 4)]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/paminga_tracking"),
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8180")))
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--visitors", type=int, default=5000)
+    parser.add_argument("--sweep", action="store_true", help="measure every configuration in SWEEP")
+    return parser.parse_args()
+
+
+def django_setup(database_url: str):
+    os.environ.update(
+        DATABASE_URL=database_url, DEBUG="0", SECRET_KEY="bench", CELERY_BROKER_URL="", REDIS_URL="", LOG_LEVEL="ERROR"
+    )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paminga.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("flush", verbosity=0, interactive=False)
+    from custom_events.services import custom_event_create
+    from paminga.services import account_create
+
+    account = account_create(name="Bench", slug="bench", domains=["www.bench.test"])
+    for i, slug in enumerate(SLUGS):
+        name = slug.replace("-", " ").title()
+        custom_event_create(account=account, name=name, slug=slug, counts_as_conversion=i == 2)
+    return account
+
+
+class Gunicorn:
+    def __init__(self, *, port: int, worker_class: str, workers: int, threads: int, database_url: str):
+        self.url = f"http://127.0.0.1:{port}"
+        self.label = f"{worker_class} {workers}" + (f"x{threads}" if worker_class == "gthread" else "")
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BENCH_NOOP_VIEW": "1",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+        }
+        command = [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "paminga.wsgi:application",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            f"--worker-class={worker_class}",
+            f"--threads={threads}",
+            "--worker-tmp-dir=/dev/shm",
+            "--graceful-timeout=30",
+            "--log-level=warning",
+        ]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise SystemExit("gunicorn did not start")
+
+    def stop(self):
+        """SIGTERM: gunicorn finishes the requests in flight, then exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+
+def wrk(*, url: str, run: str, args, duration: int, ids_file: Path | None) -> dict:
+    env = {
+        **os.environ,
+        "BENCH_RUN": run,
+        "BENCH_VISITORS": str(args.visitors),
+        "BENCH_SLUGS": ",".join(SLUGS),
+        "BENCH_RESEND": "0.02",
+        "BENCH_IDS_FILE": str(ids_file) if ids_file else "",
+    }
+    command = [
+        "wrk",
+        f"-t{args.wrk_threads}",
+        f"-c{args.connections}",
+        f"-d{duration}s",
+        "--timeout=10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    result = {key: int(value) for key, value in (part.split("=") for part in line.split()[1:])}
+    result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def verify(*, account, run: str, ids_file: Path) -> dict:
+    """Every id answered 200 is stored exactly once; every stored id was generated by this run."""
+    from tracking.models import EventRecord, Impression
+
+    accepted, generated = set(), {}
+    for line in ids_file.read_text().splitlines():
+        if line.startswith("#generated"):
+            _, thread, count = line.split()
+            generated[thread] = int(count)
+        elif line:
+            accepted.add(line)
+    impressions = Impression.objects.filter(account=account, client_id__startswith=f"{run}-")
+    events = EventRecord.objects.filter(account=account, idempotency_key__startswith=f"beacon:{run}-")
+    stored = list(impressions.values_list("client_id", flat=True))
+    stored += [key.removeprefix("beacon:") for key in events.values_list("idempotency_key", flat=True)]
+    duplicated = len(stored) - len(set(stored))
+    phantom = [s for s in stored if int(s.rsplit("-", 1)[1]) > generated.get(s.split("-")[-2], 0)]
+    return {
+        "accepted": len(accepted),
+        "stored": len(set(stored)),
+        "lost": len(accepted - set(stored)),
+        "duplicated": duplicated,
+        "phantom": len(phantom),
+        "impressions": impressions.count(),
+        "events": events.count(),
+    }
+
+
+def measure(args, account, *, worker_class: str, workers: int, threads: int, index: int) -> dict:
+    server = Gunicorn(
+        port=args.port, worker_class=worker_class, workers=workers, threads=threads, database_url=args.database_url
+    )
+    collect_url = f"{server.url}/collect/{account.site_key}"
+    noop_url = f"{server.url}/bench/noop"
+    ids_file = Path(f"/tmp/collect_bench_ids_{os.getpid()}_{index}.txt")
+    try:
+        # Warm both paths (imports, connections, caches) before measuring.
+        wrk(url=noop_url, run=f"w{index}", args=args, duration=2, ids_file=None)
+        wrk(url=collect_url, run=f"w{index}", args=args, duration=2, ids_file=None)
+        noop = wrk(url=noop_url, run=f"n{index}", args=args, duration=args.duration, ids_file=None)
+        collect = wrk(url=collect_url, run=f"c{index}", args=args, duration=args.duration, ids_file=ids_file)
+    finally:
+        server.stop()
+    check = verify(account=account, run=f"c{index}", ids_file=ids_file)
+    ids_file.unlink(missing_ok=True)
+    return {"label": server.label, "noop": noop, "collect": collect, "check": check}
+
+
+def report(row: dict) -> None:
+    noop, collect, check = row["noop"], row["collect"], row["check"]
+    print(f"\n== gunicorn {row['label']} ==")
+    print(f"{'':<22}{'hits/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'socket err':>11}")
+    for name, r in (("no-op Django view", noop), ("collect endpoint", collect)):
+        print(
+            f"{name:<22}{r['rate']:>10.0f}{r['p50_us'] / 1000:>10.2f}{r['p99_us'] / 1000:>10.2f}"
+            f"{r['non2xx']:>9}{r['socket_errors']:>11}"
+        )
+    print(f"ratio collect / no-op: {collect['rate'] / noop['rate']:.2f}  (target >= 0.5)")
+    print(
+        f"stored: {check['impressions']} impressions + {check['events']} custom events; "
+        f"answered 200: {check['accepted']} hit ids ({collect['duplicate']} answers were duplicates of "
+        f"{collect['resent']} deliberate resends); lost {check['lost']}, duplicated {check['duplicated']}, "
+        f"stored but never sent {check['phantom']}"
+    )
+
+
+def main():
+    args = parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    if not args.database_url.startswith("postgres"):
+        raise SystemExit("The benchmark runs on PostgreSQL: set BENCH_DATABASE_URL or --database-url")
+    account = django_setup(args.database_url)
+    configs = SWEEP if args.sweep else [(args.worker_class, args.workers, args.threads)]
+    print(
+        f"collect benchmark: {args.connections} connections, {args.duration}s per run, wrk -t{args.wrk_threads}, "
+        f"{os.cpu_count()} CPUs, database {args.database_url.rsplit('/', 1)[-1]}"
+    )
+    rows = []
+    for index, (worker_class, workers, threads) in enumerate(configs):
+        row = measure(args, account, worker_class=worker_class, workers=workers, threads=threads, index=index)
+        report(row)
+        rows.append(row)
+    if len(rows) > 1:
+        print("\nsummary:")
+        for row in rows:
+            ratio = row["collect"]["rate"] / row["noop"]["rate"]
+            print(f"  {row['label']:<14} collect {row['collect']['rate']:>6.0f}/s  no-op {row['noop']['rate']:>6.0f}/s")
+            print(f"  {'':<14} ratio {ratio:.2f}  p99 collect {row['collect']['p99_us'] / 1000:.1f} ms")
+    failed = any(row["check"]["lost"] or row["check"]["duplicated"] or row["check"]["phantom"] for row in rows)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

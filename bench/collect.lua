@@ -7,8 +7,10 @@
 -- The ids answered 200 are written to BENCH_IDS_FILE for the database check; done() prints one RESULT line.
 
 local run = os.getenv("BENCH_RUN") or "run"
-local visitors = tonumber(os.getenv("BENCH_VISITORS") or "5000")
+local visitors = tonumber(os.getenv("BENCH_VISITORS") or "2000")
 local resend_ratio = tonumber(os.getenv("BENCH_RESEND") or "0.02")
+-- Browsers send the page's origin with every hit; the endpoint checks it against the account's domains.
+local origin = os.getenv("BENCH_ORIGIN") or "https://www.bench.test"
 local slugs = {}
 for slug in string.gmatch(os.getenv("BENCH_SLUGS") or "bench-event", "[^,]+") do
   slugs[#slugs + 1] = slug
@@ -58,7 +60,7 @@ function request()
     last = body
   end
   sent = sent + 1
-  return wrk.format("POST", nil, { ["Content-Type"] = "text/plain;charset=UTF-8" }, body)
+  return wrk.format("POST", nil, { ["Content-Type"] = "text/plain;charset=UTF-8", ["Origin"] = origin }, body)
 end
 
 function response(status, headers, body)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "collect.lua"
 SLUGS = ("watched-product-video", "visited-pricing-page", "requested-demo", "downloaded-whitepaper-q1")
 # (worker class, workers, threads per worker)
-SWEEP = [("sync", 2, 1), ("sync", 4, 1), ("gthread", 2, 4), ("gthread", 2, 8), ("gthread", 4, 4)]
+SWEEP = [("sync", 2, 1), ("sync", 8, 1), ("gthread", 2, 4), ("gthread", 2, 16), ("gthread", 4, 8)]
 
 
 def parse_args():
@@ -46,7 +46,7 @@ def parse_args():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
-    parser.add_argument("--visitors", type=int, default=5000)
+    parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("--sweep", action="store_true", help="measure every configuration in SWEEP")
     return parser.parse_args()
 
@@ -84,6 +84,7 @@ class Gunicorn:
             "BENCH_NOOP_VIEW": "1",
             "ALLOWED_HOSTS": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
+            "PYTHONWARNINGS": "ignore",
         }
         command = [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -168,6 +169,34 @@ def verify(*, account, run: str, ids_file: Path) -> dict:
     }
 
 
+def postgres_commits_per_second(database_url: str, connections: int, seconds: float = 3.0) -> float:
+    """The database's own ceiling: single-row INSERT transactions per second at the benchmark's concurrency."""
+    import threading
+
+    import psycopg
+
+    url = database_url.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS collect_bench_commits (id bigserial PRIMARY KEY, v text)")
+    counts = [0] * connections
+    stop = time.monotonic() + seconds
+
+    def work(i):
+        with psycopg.connect(url, autocommit=True) as conn:
+            while time.monotonic() < stop:
+                conn.execute("INSERT INTO collect_bench_commits (v) VALUES ('x')")
+                counts[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with psycopg.connect(url, autocommit=True) as setup:
+        setup.execute("DROP TABLE collect_bench_commits")
+    return sum(counts) / seconds
+
+
 def measure(args, account, *, worker_class: str, workers: int, threads: int, index: int) -> dict:
     server = Gunicorn(
         port=args.port, worker_class=worker_class, workers=workers, threads=threads, database_url=args.database_url
@@ -216,8 +245,10 @@ def main():
     configs = SWEEP if args.sweep else [(args.worker_class, args.workers, args.threads)]
     print(
         f"collect benchmark: {args.connections} connections, {args.duration}s per run, wrk -t{args.wrk_threads}, "
-        f"{os.cpu_count()} CPUs, database {args.database_url.rsplit('/', 1)[-1]}"
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, database {args.database_url.rsplit('/', 1)[-1]}"
     )
+    commits = postgres_commits_per_second(args.database_url, args.connections)
+    print(f"PostgreSQL alone: {commits:.0f} single-row transactions/s at {args.connections} connections")
     rows = []
     for index, (worker_class, workers, threads) in enumerate(configs):
         row = measure(args, account, worker_class=worker_class, workers=workers, threads=threads, index=index)
@@ -229,6 +260,7 @@ def main():
             ratio = row["collect"]["rate"] / row["noop"]["rate"]
             print(f"  {row['label']:<14} collect {row['collect']['rate']:>6.0f}/s  no-op {row['noop']['rate']:>6.0f}/s")
             print(f"  {'':<14} ratio {ratio:.2f}  p99 collect {row['collect']['p99_us'] / 1000:.1f} ms")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (other processes on the machine skew every figure)")
     failed = any(row["check"]["lost"] or row["check"]["duplicated"] or row["check"]["phantom"] for row in rows)
     sys.exit(1 if failed else 0)
 

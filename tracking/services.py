@@ -201,10 +201,10 @@ SESSION_ACTIVITY_PRECISION = timedelta(minutes=1)
 
 def session_current(*, account: Account, visitor: Visitor, now: datetime) -> Session | None:
     """The visitor's visit still open at `now`: its last activity is within the account's inactivity timeout."""
+    # The latest visit is kept on the visitor (session_for_hit is where visits start).
     session = visitor.current_session
-    if session is None or session.started_at > now:
-        # No visit recorded on the visitor, or a late (retried) hit: it joins the visit that was open when it
-        # happened, not a later one.
+    if session is not None and session.started_at > now:
+        # A late (retried) hit joins the visit that was open when it happened, not a later one.
         session = Session.objects.filter(visitor=visitor, started_at__lte=now).order_by("-last_seen_at", "-id").first()
     if session is None or now - session.last_seen_at > timedelta(minutes=account.session_timeout_minutes):
         return None
@@ -230,8 +230,7 @@ def session_for_hit(
     session = session_current(account=account, visitor=visitor, now=now)
     if session is not None and (not any(utm.values()) or _campaign(utm) == _campaign(session.utm)):
         if now - session.last_seen_at >= SESSION_ACTIVITY_PRECISION:
-            Session.objects.filter(pk=session.pk, last_seen_at__lt=now).update(last_seen_at=now)
-            session.last_seen_at = now
+            sql.update_row(session, last_seen_at=now)
         return session
     session = Session(
         account=account,
@@ -247,8 +246,7 @@ def session_for_hit(
     latest = visitor.current_session
     if latest is None or latest.started_at <= now:
         # The visitor's last_seen_at is the start of its latest visit: one write per visit, not one per hit.
-        visitor.current_session, visitor.last_seen_at = session, max(now, visitor.last_seen_at)
-        Visitor.objects.filter(pk=visitor.pk).update(current_session=session, last_seen_at=visitor.last_seen_at)
+        sql.update_row(visitor, current_session=session, last_seen_at=max(now, visitor.last_seen_at))
     return session
 
 

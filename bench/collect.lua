@@ -7,6 +7,8 @@
 -- The ids answered 200 are written to BENCH_IDS_FILE for the database check; done() prints one RESULT line.
 
 local run = os.getenv("BENCH_RUN") or "run"
+-- Visitors are shared by the runs of one benchmark (warm-up included), so a run sees new and returning visitors.
+local visitor_prefix = os.getenv("BENCH_VISITOR_PREFIX") or run
 local visitors = tonumber(os.getenv("BENCH_VISITORS") or "2000")
 local resend_ratio = tonumber(os.getenv("BENCH_RESEND") or "0.02")
 -- Browsers send the page's origin with every hit; the endpoint checks it against the account's domains.
@@ -55,7 +57,7 @@ function request()
   else
     counter = counter + 1
     local id = string.format("%s-%d-%08d", run, tid, counter)
-    local visitor = string.format("%s-v%06d", run, math.random(1, visitors))
+    local visitor = string.format("%s-v%06d", visitor_prefix, math.random(1, visitors))
     body = hit_body(id, visitor)
     last = body
   end

@@ -119,6 +119,7 @@ def wrk(*, url: str, run: str, args, duration: int, ids_file: Path | None) -> di
     env = {
         **os.environ,
         "BENCH_RUN": run,
+        "BENCH_VISITOR_PREFIX": f"b{os.getpid()}",
         "BENCH_VISITORS": str(args.visitors),
         "BENCH_SLUGS": ",".join(SLUGS),
         "BENCH_RESEND": "0.02",

@@ -73,3 +73,18 @@ def visitor_for_hit(*, account: Account, uid: str) -> Visitor | None:
     visitor.contact = sql.instance_from_row(Contact, row[_HIT_SIZES[0] : split])
     visitor.current_session = sql.instance_from_row(Session, row[split:]) if row[split] is not None else None
     return visitor
+
+
+_LATEST_IMPRESSION_SQL = (
+    f'SELECT "id" FROM "{Impression._meta.db_table}" WHERE "session_id" = %s AND "occurred_at" <= %s '
+    'ORDER BY "occurred_at" DESC, "id" DESC LIMIT 1'
+)
+
+
+def impression_latest_id(*, session: Session, at) -> int | None:
+    """The id of the visit's most recent impression at `at` (the one a conversion is attributed to), or None."""
+    occurred_at = Impression._meta.get_field("occurred_at").get_db_prep_value(at, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_LATEST_IMPRESSION_SQL, [session.pk, occurred_at])
+        row = cursor.fetchone()
+    return row[0] if row else None

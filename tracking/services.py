@@ -12,6 +12,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from automations.models import Action
 from custom_events.models import CustomEvent, MarketingSource, validate_custom_event_slug
 from paminga.models import Account
 
@@ -34,7 +35,7 @@ from .models import (
     Session,
     Visitor,
 )
-from .selectors import visitor_for_hit
+from .selectors import impression_latest_id, visitor_for_hit
 
 Reason = RejectedHit.Reason
 
@@ -91,15 +92,6 @@ def metadata_prepare(metadata) -> Metadata:
 
 def _clip(value, limit: int) -> str:
     return (value or "")[:limit] if isinstance(value, str) else ""
-
-
-def attributed_impression_for(*, session: Session | None, occurred_at: datetime) -> Impression | None:
-    """The most recent impression in the session at the time of the event (none when it has none)."""
-    if session is None:
-        return None
-    return (
-        Impression.objects.filter(session=session, occurred_at__lte=occurred_at).order_by("-occurred_at", "-id").first()
-    )
 
 
 def event_record(
@@ -161,11 +153,14 @@ def event_record(
     # Its own transaction, or part of the caller's: no savepoint, since a repeated idempotency key does not fail the
     # INSERT (ON CONFLICT DO NOTHING). An exception in here leaves the caller's transaction to roll back.
     with transaction.atomic(savepoint=False):
-        if is_conversion:
-            record.attributed_impression = attributed_impression_for(session=session, occurred_at=occurred_at)
+        if is_conversion and session is not None:
+            # The most recent impression in the visit when the event happened (none when the visit has none).
+            record.attributed_impression_id = impression_latest_id(session=session, at=occurred_at)
         if not sql.insert_or_ignore(record):
             return EventRecord.objects.get(account=account, idempotency_key=idempotency_key), False
-        action_runs_create(event_record=record)
+        # Most events have no actions: a cheap check spares them the run creation's query.
+        if sql.exists(Action, custom_event_id=custom_event.pk):
+            action_runs_create(event_record=record)
     return record, True
 
 

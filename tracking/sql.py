@@ -84,3 +84,17 @@ def update_row(obj: Model, **values) -> None:
         params.append(field.get_db_prep_save(getattr(obj, field.attname), connection))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, obj.pk])
+
+
+def exists(model: type[Model], **filters) -> bool:
+    """Whether a row matches these column = value filters."""
+    fields = [model._meta.get_field(name) for name in filters]
+    key = (model, connection.vendor, "exists", tuple(filters))
+    sql = _sql.get(key)
+    if sql is None:
+        conditions = " AND ".join(f"{_quote(field.column)} = %s" for field in fields)
+        sql = _sql[key] = f"SELECT 1 FROM {_quote(model._meta.db_table)} WHERE {conditions} LIMIT 1"
+    params = [field.get_db_prep_value(value, connection) for field, value in zip(fields, filters.values(), strict=True)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None

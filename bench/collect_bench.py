@@ -20,6 +20,7 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "collect.lua"
 SLUGS = ("watched-product-video", "visited-pricing-page", "requested-demo", "downloaded-whitepaper-q1")
 # (worker class, workers, threads per worker)
-SWEEP = [("sync", 2, 1), ("sync", 8, 1), ("gthread", 2, 4), ("gthread", 2, 16), ("gthread", 4, 8)]
+SWEEP = [("sync", 2, 1), ("sync", 4, 1), ("gthread", 2, 4), ("gthread", 4, 4), ("gthread", 4, 8)]
 
 
 def parse_args():
@@ -48,6 +49,16 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("--sweep", action="store_true", help="measure every configuration in SWEEP")
+    parser.add_argument(
+        "--configs", help="configurations to compare, e.g. sync:2,gthread:2x4 (worker class:workers[xthreads])"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the configurations this many times, in turn (load on a shared "
+        "machine changes; alternating rounds keep the comparison fair)",
+    )
     return parser.parse_args()
 
 
@@ -243,7 +254,16 @@ def main():
     if not args.database_url.startswith("postgres"):
         raise SystemExit("The benchmark runs on PostgreSQL: set BENCH_DATABASE_URL or --database-url")
     account = django_setup(args.database_url)
-    configs = SWEEP if args.sweep else [(args.worker_class, args.workers, args.threads)]
+    configs = [(args.worker_class, args.workers, args.threads)]
+    if args.sweep:
+        configs = SWEEP
+    if args.configs:
+        configs = []
+        for item in args.configs.split(","):
+            worker_class, _, size = item.partition(":")
+            workers, _, threads = size.partition("x")
+            configs.append((worker_class, int(workers), int(threads or 1)))
+    configs = configs * args.rounds
     print(
         f"collect benchmark: {args.connections} connections, {args.duration}s per run, wrk -t{args.wrk_threads}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, database {args.database_url.rsplit('/', 1)[-1]}"
@@ -256,11 +276,17 @@ def main():
         report(row)
         rows.append(row)
     if len(rows) > 1:
-        print("\nsummary:")
-        for row in rows:
-            ratio = row["collect"]["rate"] / row["noop"]["rate"]
-            print(f"  {row['label']:<14} collect {row['collect']['rate']:>6.0f}/s  no-op {row['noop']['rate']:>6.0f}/s")
-            print(f"  {'':<14} ratio {ratio:.2f}  p99 collect {row['collect']['p99_us'] / 1000:.1f} ms")
+        print("\nsummary (median over rounds):")
+        for label in dict.fromkeys(row["label"] for row in rows):
+            runs = [row for row in rows if row["label"] == label]
+            collect = statistics.median(row["collect"]["rate"] for row in runs)
+            noop = statistics.median(row["noop"]["rate"] for row in runs)
+            ratio = statistics.median(row["collect"]["rate"] / row["noop"]["rate"] for row in runs)
+            p99 = statistics.median(row["collect"]["p99_us"] / 1000 for row in runs)
+            print(
+                f"  {label:<14} collect {collect:>6.0f}/s  no-op {noop:>6.0f}/s  ratio {ratio:.2f}  "
+                f"p99 collect {p99:.1f} ms  ({len(runs)} rounds)"
+            )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (other processes on the machine skew every figure)")
     failed = any(row["check"]["lost"] or row["check"]["duplicated"] or row["check"]["phantom"] for row in rows)
     sys.exit(1 if failed else 0)

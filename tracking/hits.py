@@ -76,12 +76,43 @@ def _json_kind(value) -> str:
     return "a number"
 
 
+def _not_json_number(value: str):
+    raise ValueError(f"{value} is not a JSON number")
+
+
+def _finite(value: str) -> float:
+    number = float(value)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"{value} is too large")
+    return number
+
+
+def _storable(value):
+    """The value with every string storable in PostgreSQL: NUL characters removed, lone surrogates (invalid UTF-16
+    that JSON escapes can carry) replaced."""
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            value = value.encode(errors="replace").decode()
+        return value
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
+
+
 def hit_parse(raw: bytes) -> Hit:
     if len(raw) > BODY_MAX_BYTES:
         raise HitError(Reason.TOO_LARGE, f"The request body is over {BODY_MAX_BYTES:,} bytes.", status=413)
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # NaN, Infinity and overflowing numbers are not JSON, and a database cannot store them.
+        data = json.loads(raw, parse_constant=_not_json_number, parse_float=_finite)
+        if b"\\u" in raw:  # only escapes can carry NUL characters or lone surrogates
+            data = _storable(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise HitError(Reason.MALFORMED, "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise HitError(Reason.MALFORMED, "The request body must be a JSON object.")

@@ -371,3 +371,37 @@ def test_database_failure_is_503_so_the_beacon_retries(client, account, monkeypa
 
     assert response.status_code == 503 and response.json()["code"] == "UNAVAILABLE"
     assert counts() == dict.fromkeys(counts(), 0)
+
+
+def test_nul_characters_and_lone_surrogates_are_made_storable(client, account):
+    CustomEventFactory(account=account, slug="known")
+    body = (
+        '{"type": "event", "id": "evt-0000001", "visitor": "visitor-0001", "url": "https://acme.test/\\ud800x",'
+        ' "slug": "known", "metadata": {"note\\u0000": "a\\u0000b", "s": "\\udc00"}}'
+    )
+
+    response = post(client, account, body)
+
+    assert response.status_code == 200
+    record = EventRecord.objects.get()
+    assert record.metadata == {"note": "ab", "s": "?"} and record.page_url == "https://acme.test/?x"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"type": "event", "id": "evt-0000001", "visitor": "visitor-0001", "slug": "known", "metadata": {"a": NaN}}',
+        '{"type": "event", "id": "evt-0000001", "visitor": "visitor-0001", "slug": "known", "metadata": {"a": 1e999}}',
+        '{"type": "event", "id": "evt-0000001", "visitor": "visitor-0001", "slug": "known", "metadata": '
+        + "[" * 5000
+        + "]" * 5000
+        + "}",
+    ],
+)
+def test_numbers_json_cannot_carry_and_runaway_nesting_are_malformed(client, account, body):
+    CustomEventFactory(account=account, slug="known")
+
+    response = post(client, account, body)
+
+    assert response.status_code == 400 and response.json()["code"] == "MALFORMED"
+    assert counts() == {**dict.fromkeys(counts(), 0), "RejectedHit": 1}

@@ -42,10 +42,11 @@ def parse_args():
     )
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8180")))
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--duration", type=int, default=12, help="seconds measured per endpoint")
+    parser.add_argument("--pairs", type=int, default=3, help="alternations of no-op and collect runs")
     parser.add_argument("--wrk-threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("--sweep", action="store_true", help="measure every configuration in SWEEP")
@@ -118,6 +119,19 @@ class Gunicorn:
                 time.sleep(0.2)
         self.stop()
         raise SystemExit("gunicorn did not start")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the workers: per request, it does not depend on what else the
+        machine is running, unlike a rate."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:  # the parent pid: a worker
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         """SIGTERM: gunicorn finishes the requests in flight, then exits."""
@@ -209,36 +223,62 @@ def postgres_commits_per_second(database_url: str, connections: int, seconds: fl
     return sum(counts) / seconds
 
 
+def _combine(runs: list[dict]) -> dict:
+    """One figure for several wrk runs of one endpoint: the rate over their total time, the median p50 and p99."""
+    combined = {key: sum(run[key] for run in runs) for key in runs[0] if key not in ("rate", "p50_us", "p99_us")}
+    combined["rate"] = combined["requests"] / (combined["duration_us"] / 1e6)
+    combined["cpu_ms"] = combined["cpu"] * 1000 / combined["requests"]
+    combined["p50_us"] = statistics.median(run["p50_us"] for run in runs)
+    combined["p99_us"] = statistics.median(run["p99_us"] for run in runs)
+    return combined
+
+
 def measure(args, account, *, worker_class: str, workers: int, threads: int, index: int) -> dict:
+    """Warm up, then alternate no-op and collect runs (--pairs of them), so that both endpoints see the same
+    machine: on a shared machine the load of other processes drifts within a minute."""
     server = Gunicorn(
         port=args.port, worker_class=worker_class, workers=workers, threads=threads, database_url=args.database_url
     )
     collect_url = f"{server.url}/collect/{account.site_key}"
     noop_url = f"{server.url}/bench/noop"
-    ids_file = Path(f"/tmp/collect_bench_ids_{os.getpid()}_{index}.txt")
+    seconds = max(1, round(args.duration / args.pairs))
+    noops, collects, runs = [], [], []
     try:
         # Warm both paths (imports, connections, caches) before measuring.
         wrk(url=noop_url, run=f"w{index}", args=args, duration=2, ids_file=None)
         wrk(url=collect_url, run=f"w{index}", args=args, duration=2, ids_file=None)
-        noop = wrk(url=noop_url, run=f"n{index}", args=args, duration=args.duration, ids_file=None)
-        collect = wrk(url=collect_url, run=f"c{index}", args=args, duration=args.duration, ids_file=ids_file)
+        for pair in range(args.pairs):
+            run = f"c{index}p{pair}"
+            ids_file = Path(f"/tmp/collect_bench_ids_{os.getpid()}_{run}.txt")
+            cpu = server.cpu_seconds()
+            noops.append(wrk(url=noop_url, run=f"n{index}p{pair}", args=args, duration=seconds, ids_file=None))
+            noops[-1]["cpu"], cpu = server.cpu_seconds() - cpu, server.cpu_seconds()
+            collects.append(wrk(url=collect_url, run=run, args=args, duration=seconds, ids_file=ids_file))
+            collects[-1]["cpu"] = server.cpu_seconds() - cpu
+            runs.append((run, ids_file))
     finally:
         server.stop()
-    check = verify(account=account, run=f"c{index}", ids_file=ids_file)
-    ids_file.unlink(missing_ok=True)
-    return {"label": server.label, "noop": noop, "collect": collect, "check": check}
+    checks = []
+    for run, ids_file in runs:
+        checks.append(verify(account=account, run=run, ids_file=ids_file))
+        ids_file.unlink(missing_ok=True)
+    check = {key: sum(c[key] for c in checks) for key in checks[0]}
+    return {"label": server.label, "noop": _combine(noops), "collect": _combine(collects), "check": check}
 
 
 def report(row: dict) -> None:
     noop, collect, check = row["noop"], row["collect"], row["check"]
     print(f"\n== gunicorn {row['label']} ==")
-    print(f"{'':<22}{'hits/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'socket err':>11}")
+    print(f"{'':<22}{'hits/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}{'non-2xx':>9}{'socket err':>11}")
     for name, r in (("no-op Django view", noop), ("collect endpoint", collect)):
         print(
-            f"{name:<22}{r['rate']:>10.0f}{r['p50_us'] / 1000:>10.2f}{r['p99_us'] / 1000:>10.2f}"
+            f"{name:<22}{r['rate']:>10.0f}{r['p50_us'] / 1000:>10.2f}{r['p99_us'] / 1000:>10.2f}{r['cpu_ms']:>12.2f}"
             f"{r['non2xx']:>9}{r['socket_errors']:>11}"
         )
-    print(f"ratio collect / no-op: {collect['rate'] / noop['rate']:.2f}  (target >= 0.5)")
+    print(
+        f"ratio collect / no-op: {collect['rate'] / noop['rate']:.2f} in hits/s (target >= 0.5); "
+        f"{noop['cpu_ms'] / collect['cpu_ms']:.2f} in server CPU per request"
+    )
     print(
         f"stored: {check['impressions']} impressions + {check['events']} custom events; "
         f"answered 200: {check['accepted']} hit ids ({collect['duplicate']} answers were duplicates of "
@@ -283,9 +323,10 @@ def main():
             noop = statistics.median(row["noop"]["rate"] for row in runs)
             ratio = statistics.median(row["collect"]["rate"] / row["noop"]["rate"] for row in runs)
             p99 = statistics.median(row["collect"]["p99_us"] / 1000 for row in runs)
+            cpu = statistics.median(row["collect"]["cpu_ms"] for row in runs)
             print(
                 f"  {label:<14} collect {collect:>6.0f}/s  no-op {noop:>6.0f}/s  ratio {ratio:.2f}  "
-                f"p99 collect {p99:.1f} ms  ({len(runs)} rounds)"
+                f"p99 collect {p99:.1f} ms  CPU {cpu:.2f} ms/hit  ({len(runs)} rounds)"
             )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (other processes on the machine skew every figure)")
     failed = any(row["check"]["lost"] or row["check"]["duplicated"] or row["check"]["phantom"] for row in rows)

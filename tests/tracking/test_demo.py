@@ -33,3 +33,21 @@ def test_demo_pages_and_unknown_page(client, demo):
 
 def test_demo_without_the_demo_account_is_404(client, account):
     assert client.get("/demo/").status_code == 404
+
+
+def test_demo_page_lists_what_was_recorded_with_metadata_escaped(client, demo):
+    from tests.factories import EventRecordFactory
+    from tracking.models import EventRecord
+
+    event = demo.custom_events.get(slug="watched-product-video")
+    EventRecordFactory(custom_event=event, metadata={"videoTitle": "<script>alert(1)</script>", "percentWatched": 87})
+    EventRecordFactory(custom_event=event, metadata=None)
+    assert EventRecord.objects.count() == 2
+
+    body = client.get("/demo/").content.decode()
+
+    assert (
+        "{&quot;videoTitle&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;, &quot;percentWatched&quot;: 87}"
+        in body
+    )
+    assert "<script>alert(1)</script>" not in body

@@ -1,3 +1,5 @@
+import json
+
 from django import template
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -14,3 +16,9 @@ def beacon_snippet(account: Account, base_url: str = "") -> str:
     as plain text: escape it to show it, mark it safe to embed it."""
     beacon_url = (base_url or settings.SITE_URL).rstrip("/") + reverse("tracking:beacon", args=[account.site_key])
     return render_to_string("tracking/_install_snippet.txt", {"beacon_url": beacon_url}).strip()
+
+
+@register.filter
+def as_json(value) -> str:
+    """A JSON value as compact JSON text (escaped by the template like any other text)."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))

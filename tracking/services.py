@@ -314,7 +314,7 @@ def impression_record(
     referrer: str = "",
     utm: dict | None = None,
     client_id: str | None = None,
-) -> tuple[Impression | None, bool]:
+) -> tuple[Impression, bool]:
     """Records one page view. Every impression goes through here (a place for hooks such as rollups).
 
     Returns (impression, created); with a client id already recorded for the account, (the existing one, False).
@@ -500,7 +500,6 @@ def hit_record(*, account: Account, hit: Hit, now: datetime) -> HitOutcome:
                 message=f"The hit id {hit.id} was already recorded, so this {hit.type} was ignored. Each hit needs a "
                 "new random id; only retries of the same hit may repeat it.",
                 slug=hit.slug,
-                recorded=True,
             )
         return HitOutcome("duplicate")
     return HitOutcome("recorded")

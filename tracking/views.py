@@ -81,7 +81,12 @@ def collect(request, site_key: str):
     if origin and not origin_allowed(account=account, origin=origin):
         message = f"Hits from {origin[:200]} are refused: add its host name to the account's domains."
         services.rejected_hit_record(account=account, reason=Reason.FORBIDDEN_ORIGIN, message=message)
-        return _error(403, Reason.FORBIDDEN_ORIGIN, message)
+        response = _error(403, Reason.FORBIDDEN_ORIGIN, message)
+        # This refusal, and only it, may be read by the foreign page: the beacon then stops instead of retrying a
+        # hit it cannot read the answer to for a day. The answer holds nothing but the refusal.
+        response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+        return response
     # Read at most one byte over the cap: an oversized body is refused without holding it in memory.
     raw = request.read(BODY_MAX_BYTES + 1)
     try:

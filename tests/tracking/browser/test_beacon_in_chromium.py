@@ -227,3 +227,17 @@ def test_signed_contact_link_identifies_the_visitor_and_leaves_the_address_bar(p
     assert page.url == url + "?ref=mail"
     assert Impression.objects.get().url == url + "?ref=mail"
     assert Visitor.objects.get().contact == ada and Contact.objects.count() == 1
+
+
+def test_a_site_missing_from_the_domains_is_refused_once_per_hit(page, site, account):
+    account.domains = ["www.example.test"]
+    account.save()
+    url = site("/elsewhere.html", "Elsewhere")
+
+    page.goto(url)
+    page.evaluate("() => $__MA.captureEvent('requested-demo')")
+    # The beacon reads the 403 and drops the hits instead of retrying them.
+    outbox_empty(page, account)
+
+    assert Impression.objects.count() == EventRecord.objects.count() == Visitor.objects.count() == 0
+    assert list(RejectedHit.objects.values_list("reason", flat=True)) == ["FORBIDDEN_ORIGIN", "FORBIDDEN_ORIGIN"]

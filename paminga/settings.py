@@ -74,7 +74,7 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers (runserver threads, the in-process tasks) wait instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
@@ -178,25 +178,33 @@ AUTOMATIONS_WAITING_EXPIRE_DAYS = env.int("AUTOMATIONS_WAITING_EXPIRE_DAYS", def
 AUTOMATIONS_BROKER_BACKOFF_SECONDS = env.float("AUTOMATIONS_BROKER_BACKOFF_SECONDS", default=5.0)
 # Webhooks to private, loopback and link-local addresses are refused unless this is set (development, tests).
 AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("AUTOMATIONS_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
-CELERY_BEAT_SCHEDULE = {
-    "automations-action-runs-sweep": {
-        "task": "automations.tasks.action_runs_sweep_task",
-        "schedule": env.float("AUTOMATIONS_SWEEP_INTERVAL_SECONDS", default=60.0),
-    },
-}
 # Celery's Django fixup closes the database connection around every task unless this is set, so each task would
 # pay a new PostgreSQL connection; workers reuse it for this many tasks instead, and paminga.celery closes it
 # earlier when Django would (CONN_MAX_AGE, errors), as it does between requests.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 
-# Reporting: the periodic task that brings the report rollups up to date (docs/reporting.md). Added to whatever
-# schedule other apps define; Celery beat runs it, `manage.py reports_rollup` does the same by hand.
+# Reporting: the periodic task that brings the report rollups up to date (docs/reporting.md);
+# `manage.py reports_rollup` does the same by hand.
 REPORT_ROLLUP_INTERVAL_SECONDS = env.int("REPORT_ROLLUP_INTERVAL_SECONDS", default=300)
+
+# Celery beat: the automations sweep (runs lost to a broker outage) and the report rollups.
 CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "automations-action-runs-sweep": {
+        "task": "automations.tasks.action_runs_sweep_task",
+        "schedule": env.float("AUTOMATIONS_SWEEP_INTERVAL_SECONDS", default=60.0),
+    },
     "report-rollups-update": {
         "task": "automations.reports.tasks.report_rollups_update_task",
         "schedule": float(REPORT_ROLLUP_INTERVAL_SECONDS),
     },
 }
-CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "automations.reports.tasks"]
+CELERY_IMPORTS = ["automations.reports.tasks"]
+
+# Tracking (docs/tracking.md). The event debugger keeps at most this many entries per account, and writes at most
+# this many per account and minute, so a flood of bad hits cannot fill the database.
+TRACKING_DEBUGGER_KEEP = env.int("TRACKING_DEBUGGER_KEEP", default=500)
+TRACKING_DEBUGGER_MAX_PER_MINUTE = env.int("TRACKING_DEBUGGER_MAX_PER_MINUTE", default=60)
+# Signed contact links (?pm_ct=...) stop identifying visitors after this many days.
+TRACKING_CONTACT_LINK_MAX_AGE_DAYS = env.int("TRACKING_CONTACT_LINK_MAX_AGE_DAYS", default=180)
+# bench/collect_bench.py's baseline view at /bench/noop; off (404) unless set.
+BENCH_NOOP_VIEW = env.bool("BENCH_NOOP_VIEW", default=False)

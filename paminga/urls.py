@@ -21,5 +21,6 @@ urlpatterns = [
     path("contacts/", include("automations.contact_urls")),
     path("automations/", include("automations.reports.urls")),
     path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
+    path("", include("tracking.urls")),
     path("admin/", admin.site.urls),
 ]

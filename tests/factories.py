@@ -77,12 +77,21 @@ class VisitorFactory(factory.django.DjangoModelFactory):
 class SessionFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Session
+        skip_postgeneration_save = True
 
     visitor = factory.SubFactory(VisitorFactory)
     account = factory.SelfAttribute("visitor.account")
     started_at = factory.LazyFunction(timezone.now)
     last_seen_at = factory.SelfAttribute("started_at")
     landing_url = "https://example.com/"
+
+    @factory.post_generation
+    def latest_visit(obj, create, extracted, **kwargs):
+        # Visits are started by tracking.services.session_for_hit, which keeps the visitor's latest one.
+        latest = obj.visitor.current_session
+        if create and (latest is None or latest.started_at <= obj.started_at):
+            Visitor.objects.filter(pk=obj.visitor_id).update(current_session=obj)
+            obj.visitor.current_session = obj
 
 
 class ImpressionFactory(factory.django.DjangoModelFactory):

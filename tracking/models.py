@@ -108,7 +108,12 @@ class Visitor(models.Model):
     uid = models.CharField(max_length=64)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="visitors")
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the visitor's latest visit started (Session.last_seen_at is its last activity).
     last_seen_at = models.DateTimeField()
+    # The latest visit, read together with the visitor in one query on every hit.
+    current_session = models.ForeignKey(
+        "Session", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "uid"], name="visitor_unique_uid_per_account")]
@@ -234,6 +239,8 @@ class RejectedHit(models.Model):
         TOO_LARGE = "TOO_LARGE", "Request body too large"
         DUPLICATE = "DUPLICATE", "Duplicate hit (already recorded)"
         FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN", "Sent from a domain that is not the account's"
+        INVALID_EMAIL = "INVALID_EMAIL", "identify() with an invalid email address"
+        INVALID_CONTACT_TOKEN = "INVALID_CONTACT_TOKEN", "Contact link token invalid or expired"
         INVALID = "INVALID", "Invalid hit"
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="rejected_hits")

@@ -1,17 +1,26 @@
 """Writes for tracking. `event_record` is the one path every custom event takes, from the beacon and the API."""
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from custom_events.models import CustomEvent, MarketingSource
+from automations.models import Action
+from custom_events.models import CustomEvent, MarketingSource, validate_custom_event_slug
 from paminga.models import Account
 
+from . import sql
+from .cache import custom_event_get_cached
+from .channels import channel_derive, utm_from_url
+from .hits import Hit, HitError
+from .links import contact_token_read
 from .models import (
     METADATA_MAX_BYTES,
     URL_MAX_LENGTH,
@@ -22,9 +31,13 @@ from .models import (
     ContactTag,
     EventRecord,
     Impression,
+    RejectedHit,
     Session,
     Visitor,
 )
+from .selectors import impression_latest_id, visitor_for_hit
+
+Reason = RejectedHit.Reason
 
 
 def email_normalize(email: str) -> str:
@@ -78,16 +91,8 @@ def metadata_prepare(metadata) -> Metadata:
 
 
 def _clip(value, limit: int) -> str:
-    return (value or "")[:limit] if isinstance(value, str) else ""
-
-
-def attributed_impression_for(*, session: Session | None, occurred_at: datetime) -> Impression | None:
-    """The most recent impression in the session at the time of the event (none when it has none)."""
-    if session is None:
-        return None
-    return (
-        Impression.objects.filter(session=session, occurred_at__lte=occurred_at).order_by("-occurred_at", "-id").first()
-    )
+    """A string cut to its column's length, without NUL characters (PostgreSQL text cannot store them)."""
+    return (value or "").replace("\x00", "")[:limit] if isinstance(value, str) else ""
 
 
 def event_record(
@@ -105,17 +110,22 @@ def event_record(
     marketing_source: MarketingSource | None = None,
     marketing_source_name: str = "",
     metadata=None,
+    metadata_dropped_bytes: int | None = None,
     idempotency_key: str | None = None,
 ) -> tuple[EventRecord, bool]:
     """Records one occurrence of a custom event and queues its actions. Returns (record, created).
 
     With an idempotency key already recorded for the account, returns the existing record and does nothing.
-    Metadata over 4,096 bytes is dropped and flagged (callers that must refuse it check before calling).
+    Metadata over 4,096 bytes is dropped and flagged (callers that must refuse it check before calling);
+    `metadata_dropped_bytes` says the sender already dropped metadata of that size (the beacon measures it in the
+    browser, so an oversized object is never sent).
     """
     if custom_event.account_id != account.pk or contact.account_id != account.pk:
         raise ValueError("event_record() across accounts")
     occurred_at = occurred_at or timezone.now()
     prepared = metadata_prepare(metadata)
+    if metadata_dropped_bytes is not None:
+        prepared = Metadata(value=None, size=metadata_dropped_bytes, dropped=True)
     utm = utm or {}
     if marketing_source is not None and not marketing_channel:
         marketing_channel = marketing_source.channel
@@ -141,19 +151,17 @@ def event_record(
     )
     from automations.services import action_runs_create
 
-    with transaction.atomic():
-        if is_conversion:
-            record.attributed_impression = attributed_impression_for(session=session, occurred_at=occurred_at)
-        try:
-            with transaction.atomic():
-                record.save()
-        except IntegrityError:
-            if idempotency_key:
-                existing = EventRecord.objects.filter(account=account, idempotency_key=idempotency_key).first()
-                if existing is not None:
-                    return existing, False
-            raise
-        action_runs_create(event_record=record)
+    # Its own transaction, or part of the caller's: no savepoint, since a repeated idempotency key does not fail the
+    # INSERT (ON CONFLICT DO NOTHING). An exception in here leaves the caller's transaction to roll back.
+    with transaction.atomic(savepoint=False):
+        if is_conversion and session is not None:
+            # The most recent impression in the visit when the event happened (none when the visit has none).
+            record.attributed_impression_id = impression_latest_id(session=session, at=occurred_at)
+        if not sql.insert_or_ignore(record):
+            return EventRecord.objects.get(account=account, idempotency_key=idempotency_key), False
+        # Most events have no actions: a cheap check spares them the run creation's query.
+        if sql.exists(Action, custom_event_id=custom_event.pk):
+            action_runs_create(event_record=record)
     return record, True
 
 
@@ -161,26 +169,39 @@ def event_record(
 
 
 def visitor_get_or_create(*, account: Account, uid: str, now: datetime) -> Visitor:
-    """The account's visitor with this beacon id; a new one gets its own anonymous contact."""
-    visitor = Visitor.objects.select_related("contact").filter(account=account, uid=uid).first()
+    """The account's visitor with this beacon id (with its contact and latest visit loaded); a new one gets its own
+    anonymous contact."""
+    visitor = visitor_for_hit(account=account, uid=uid)
     if visitor is not None:
         return visitor
-    try:
-        # One savepoint for both rows: losing the race to a concurrent first hit leaves no orphan contact.
-        with transaction.atomic():
-            contact = Contact.objects.create(account=account)
-            return Visitor.objects.create(account=account, uid=uid, contact=contact, last_seen_at=now)
-    except IntegrityError:
-        return Visitor.objects.select_related("contact").get(account=account, uid=uid)
+    with transaction.atomic(savepoint=False):
+        contact = Contact(account=account)
+        sql.insert_or_ignore(contact)
+        visitor = Visitor(account=account, uid=uid, contact=contact, last_seen_at=now, current_session=None)
+        if sql.insert_or_ignore(visitor):
+            return visitor
+        # A concurrent first hit of the same visitor won: use its visitor, drop the contact made for this one.
+        contact.delete()
+    return visitor_for_hit(account=account, uid=uid)
 
 
 def _campaign(utm: dict) -> tuple:
     return tuple((utm.get(field) or "") for field in UTM_FIELDS)
 
 
+# A visit's last activity is written when it moved by at least this much: most hits of a visit come seconds apart
+# (a page view, then the events on that page), and skipping their UPDATE keeps a hit to one write. A visit may
+# therefore end up to this much earlier than the exact timeout.
+SESSION_ACTIVITY_PRECISION = timedelta(minutes=1)
+
+
 def session_current(*, account: Account, visitor: Visitor, now: datetime) -> Session | None:
     """The visitor's visit still open at `now`: its last activity is within the account's inactivity timeout."""
-    session = Session.objects.filter(visitor=visitor).order_by("-last_seen_at", "-id").first()
+    # The latest visit is kept on the visitor (session_for_hit is where visits start).
+    session = visitor.current_session
+    if session is not None and session.started_at > now:
+        # A late (retried) hit joins the visit that was open when it happened, not a later one.
+        session = Session.objects.filter(visitor=visitor, started_at__lte=now).order_by("-last_seen_at", "-id").first()
     if session is None or now - session.last_seen_at > timedelta(minutes=account.session_timeout_minutes):
         return None
     return session
@@ -204,11 +225,10 @@ def session_for_hit(
     utm = {field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS}
     session = session_current(account=account, visitor=visitor, now=now)
     if session is not None and (not any(utm.values()) or _campaign(utm) == _campaign(session.utm)):
-        if now > session.last_seen_at:
-            Session.objects.filter(pk=session.pk, last_seen_at__lt=now).update(last_seen_at=now)
-            session.last_seen_at = now
+        if now - session.last_seen_at >= SESSION_ACTIVITY_PRECISION:
+            sql.update_row(session, last_seen_at=now)
         return session
-    return Session.objects.create(
+    session = Session(
         account=account,
         visitor=visitor,
         started_at=now,
@@ -218,6 +238,12 @@ def session_for_hit(
         channel=channel or "",
         **utm,
     )
+    sql.insert_or_ignore(session)
+    latest = visitor.current_session
+    if latest is None or latest.started_at <= now:
+        # The visitor's last_seen_at is the start of its latest visit: one write per visit, not one per hit.
+        sql.update_row(visitor, current_session=session, last_seen_at=max(now, visitor.last_seen_at))
+    return session
 
 
 def contact_merge(*, source: Contact, target: Contact) -> Contact:
@@ -277,3 +303,208 @@ def contact_identify(*, account: Account, visitor: Visitor, email: str) -> Conta
         visitor.contact = target
         action_runs_resume(contact=target)
     return target
+
+
+# --- Impressions, the event debugger and beacon hits ---------------------------------------------------------
+
+
+def impression_record(
+    *,
+    account: Account,
+    visitor: Visitor,
+    session: Session,
+    url: str,
+    occurred_at: datetime,
+    title: str = "",
+    referrer: str = "",
+    utm: dict | None = None,
+    client_id: str | None = None,
+) -> tuple[Impression, bool]:
+    """Records one page view. Every impression goes through here (a place for hooks such as rollups).
+
+    Returns (impression, created); with a client id already recorded for the account, (the existing one, False).
+    """
+    impression = Impression(
+        account=account,
+        session=session,
+        visitor=visitor,
+        url=_clip(url, URL_MAX_LENGTH),
+        title=_clip(title, 500),
+        referrer=_clip(referrer, URL_MAX_LENGTH),
+        channel=session.channel,
+        occurred_at=occurred_at,
+        client_id=client_id or None,
+        **{field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
+    )
+    if not sql.insert_or_ignore(impression):
+        return Impression.objects.get(account=account, client_id=client_id), False
+    return impression, True
+
+
+def rejected_hit_record(
+    *, account: Account, reason: str, message: str, slug: str = "", excerpt: str = "", recorded: bool = False
+) -> RejectedHit | None:
+    """Adds an entry to the account's event debugger, within bounds so a flood of bad hits cannot fill the database:
+    at most TRACKING_DEBUGGER_MAX_PER_MINUTE entries per account, reason and minute (counted in the cache: per
+    process with the default in-memory cache, overall with Redis), and only the newest TRACKING_DEBUGGER_KEEP entries
+    are kept (older ones are pruned at the first entry of each minute). Returns None when the entry was left out."""
+    per_minute = settings.TRACKING_DEBUGGER_MAX_PER_MINUTE
+    keep = settings.TRACKING_DEBUGGER_KEEP
+    # One budget per reason, so that a flood of one kind cannot hide the others.
+    key = f"tracking:debugger:{account.pk}:{reason}:{int(time.time() // 60)}"
+    new_window = cache.add(key, 0, 120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        count = 1
+    if count > per_minute:
+        return None
+    entry = RejectedHit.objects.create(
+        account=account,
+        reason=reason,
+        message=_clip(message, 500),
+        slug=_clip(slug, 200),
+        excerpt=_clip(excerpt, 500),
+        recorded=recorded,
+    )
+    if new_window:
+        cutoff = RejectedHit.objects.filter(account=account).order_by("-id").values_list("id", flat=True)[keep:][:1]
+        if cutoff:
+            RejectedHit.objects.filter(account=account, id__lte=cutoff[0]).delete()
+    return entry
+
+
+# A fresh hit is stamped with the server's clock, so hits the beacon sends one after another keep their order
+# (an impression, then the event it converts). A hit older than this (a retry) is back-dated by its age, measured
+# on the sender's own clock, so a wrong clock in the browser does not matter.
+HIT_CLOCK_TOLERANCE = timedelta(seconds=5)
+
+
+def hit_occurred_at(*, age_ms: int, now: datetime) -> datetime:
+    age = timedelta(milliseconds=age_ms)
+    return now - age if age > HIT_CLOCK_TOLERANCE else now
+
+
+@dataclass(frozen=True)
+class HitOutcome:
+    status: str  # "recorded", "duplicate" or "identified"
+
+
+class _Duplicate(Exception):
+    """Rolls back a repeated hit's transaction, so that a retry changes nothing (not even the visit's last activity)."""
+
+
+def _unknown_event_message(slug: str) -> str:
+    message = f"No custom event “{slug}” in this account: it was never created, or it has been deleted."
+    try:
+        validate_custom_event_slug(slug)
+    except ValidationError as exc:
+        message += " " + " ".join(exc.messages)
+    return message + " Check the slug under Settings → Account → Custom Events."
+
+
+def hit_record(*, account: Account, hit: Hit, now: datetime) -> HitOutcome:
+    """Records one beacon hit in one short transaction: the visitor (with its anonymous contact), the visit, then the
+    impression, the custom event (through event_record) or the identification.
+
+    Raises HitError before anything is written when the hit cannot be recorded (unknown slug, invalid email).
+    A hit id that was already recorded changes nothing and answers "duplicate". Altered hits (metadata dropped, an
+    invalid contact link token) are recorded and noted in the event debugger.
+    """
+    occurred_at = hit_occurred_at(age_ms=hit.age_ms, now=now)
+    custom_event = email = None
+    if hit.type == "event":
+        custom_event = custom_event_get_cached(account=account, slug=hit.slug)
+        if custom_event is None:
+            raise HitError(Reason.UNKNOWN_EVENT, _unknown_event_message(hit.slug), status=422, slug=hit.slug)
+    elif hit.type == "identify":
+        try:
+            email = email_normalize(hit.email)
+        except ValidationError:
+            raise HitError(Reason.INVALID_EMAIL, "identify() needs a valid email address.", status=422) from None
+    token_contact_id = contact_token_read(account=account, token=hit.contact_token) if hit.contact_token else None
+    notes: list[tuple[str, str]] = []
+    utm = utm_from_url(hit.url)
+    try:
+        with transaction.atomic():
+            visitor = visitor_get_or_create(account=account, uid=hit.visitor, now=occurred_at)
+            if hit.type == "identify":
+                contact_identify(account=account, visitor=visitor, email=email)
+                return HitOutcome("identified")
+            session = session_for_hit(
+                account=account,
+                visitor=visitor,
+                now=occurred_at,
+                utm=utm,
+                landing_url=hit.url,
+                referrer=hit.referrer,
+                channel=channel_derive(utm=utm, referrer=hit.referrer, page_url=hit.url, own_domains=account.domains),
+            )
+            if hit.type == "impression":
+                if hit.contact_token:
+                    known = (
+                        token_contact_id
+                        and Contact.objects.filter(account=account, pk=token_contact_id, email__isnull=False).first()
+                    )
+                    if known:
+                        contact_identify(account=account, visitor=visitor, email=known.email)
+                    else:
+                        notes.append(
+                            (
+                                Reason.INVALID_CONTACT_TOKEN,
+                                "The page was opened through a contact link whose token is invalid, expired or names "
+                                "a deleted contact: the impression was recorded, the visitor was not identified.",
+                            )
+                        )
+                _, created = impression_record(
+                    account=account,
+                    visitor=visitor,
+                    session=session,
+                    url=hit.url,
+                    title=hit.title,
+                    referrer=hit.referrer,
+                    utm=utm,
+                    occurred_at=occurred_at,
+                    client_id=hit.id,
+                )
+            else:
+                record, created = event_record(
+                    account=account,
+                    custom_event=custom_event,
+                    contact=visitor.contact,
+                    source=EventRecord.Source.BEACON,
+                    occurred_at=occurred_at,
+                    visitor=visitor,
+                    session=session,
+                    page_url=hit.url,
+                    utm=session.utm,
+                    marketing_channel=session.channel,
+                    metadata=hit.metadata,
+                    metadata_dropped_bytes=hit.metadata_dropped_bytes,
+                    idempotency_key=f"beacon:{hit.id}",
+                )
+                if created and record.metadata_dropped:
+                    notes.append(
+                        (
+                            Reason.METADATA_DROPPED,
+                            f"Metadata of {record.metadata_bytes:,} bytes is over the {METADATA_MAX_BYTES:,}-byte "
+                            "limit: it was dropped and the event was recorded without it.",
+                        )
+                    )
+            if not created:
+                raise _Duplicate
+            for reason, message in notes:
+                rejected_hit_record(account=account, reason=reason, message=message, slug=hit.slug, recorded=True)
+    except _Duplicate:
+        if not hit.retry:
+            # A retry finding its hit recorded is the protocol working (the answer to the first send was lost). A
+            # first send finding its id taken means a sender reuses hit ids, and those hits are lost: show it.
+            rejected_hit_record(
+                account=account,
+                reason=Reason.DUPLICATE,
+                message=f"The hit id {hit.id} was already recorded, so this {hit.type} was ignored. Each hit needs a "
+                "new random id; only retries of the same hit may repeat it.",
+                slug=hit.slug,
+            )
+        return HitOutcome("duplicate")
+    return HitOutcome("recorded")

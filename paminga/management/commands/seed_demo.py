@@ -56,5 +56,6 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             f"{'Created' if created else 'Reusing'} the demo account “{account.name}” (site key {account.site_key}).\n"
-            f"Log in at http://127.0.0.1:8000/login/ as {DEMO_EMAIL} with the password {DEMO_PASSWORD}"
+            f"Log in at http://127.0.0.1:8000/login/ as {DEMO_EMAIL} with the password {DEMO_PASSWORD}\n"
+            "Demo website with the tracking beacon: http://127.0.0.1:8000/demo/"
         )

@@ -1,0 +1,337 @@
+#!/usr/bin/env python
+"""Benchmark of the beacon's collect endpoint against a no-op Django view, under gunicorn on PostgreSQL.
+
+    .venv/bin/python bench/collect_bench.py                       # the documented configuration
+    .venv/bin/python bench/collect_bench.py --sweep               # compare gunicorn configurations
+    .venv/bin/python bench/collect_bench.py --workers 4 --worker-class sync
+
+One gunicorn serves both endpoints with the same settings and middleware. wrk (bench/collect.lua) drives each with
+realistic hits at 32 connections: many visitors, impressions and custom events mixed, unique hit ids, and a few
+deliberate resends of a hit (as the beacon does after a lost answer). Printed: hits/s (each hit is one impression or
+one custom event), p50 and p99 latency, and the ratio of collect to the no-op view. Then gunicorn is stopped (it
+finishes what is in flight) and the database is checked: every hit answered 200 is stored exactly once, and nothing
+is stored that was not sent. Exit status 1 when a hit was lost or duplicated.
+
+The database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/paminga_tracking) is EMPTIED first:
+give the benchmark a database of its own. Needs wrk (apt-get install wrk) and PostgreSQL.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = ROOT / "bench" / "collect.lua"
+SLUGS = ("watched-product-video", "visited-pricing-page", "requested-demo", "downloaded-whitepaper-q1")
+# (worker class, workers, threads per worker)
+SWEEP = [("sync", 2, 1), ("sync", 4, 1), ("gthread", 2, 4), ("gthread", 4, 4), ("gthread", 4, 8)]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/paminga_tracking"),
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8180")))
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=12, help="seconds measured per endpoint")
+    parser.add_argument("--pairs", type=int, default=3, help="alternations of no-op and collect runs")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument("--visitors", type=int, default=2000)
+    parser.add_argument("--sweep", action="store_true", help="measure every configuration in SWEEP")
+    parser.add_argument(
+        "--configs", help="configurations to compare, e.g. sync:2,gthread:2x4 (worker class:workers[xthreads])"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the configurations this many times, in turn (load on a shared "
+        "machine changes; alternating rounds keep the comparison fair)",
+    )
+    return parser.parse_args()
+
+
+def django_setup(database_url: str):
+    os.environ.update(
+        DATABASE_URL=database_url, DEBUG="0", SECRET_KEY="bench", CELERY_BROKER_URL="", REDIS_URL="", LOG_LEVEL="ERROR"
+    )
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paminga.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("flush", verbosity=0, interactive=False)
+    from custom_events.services import custom_event_create
+    from paminga.services import account_create
+
+    account = account_create(name="Bench", slug="bench", domains=["www.bench.test"])
+    for i, slug in enumerate(SLUGS):
+        name = slug.replace("-", " ").title()
+        custom_event_create(account=account, name=name, slug=slug, counts_as_conversion=i == 2)
+    return account
+
+
+class Gunicorn:
+    def __init__(self, *, port: int, worker_class: str, workers: int, threads: int, database_url: str):
+        self.url = f"http://127.0.0.1:{port}"
+        self.label = f"{worker_class} {workers}" + (f"x{threads}" if worker_class == "gthread" else "")
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BENCH_NOOP_VIEW": "1",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONWARNINGS": "ignore",
+        }
+        command = [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "paminga.wsgi:application",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            f"--worker-class={worker_class}",
+            f"--threads={threads}",
+            "--worker-tmp-dir=/dev/shm",
+            "--graceful-timeout=30",
+            "--log-level=warning",
+        ]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise SystemExit("gunicorn did not start")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the workers: per request, it does not depend on what else the
+        machine is running, unlike a rate."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:  # the parent pid: a worker
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        """SIGTERM: gunicorn finishes the requests in flight, then exits."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+
+def wrk(*, url: str, run: str, args, duration: int, ids_file: Path | None) -> dict:
+    env = {
+        **os.environ,
+        "BENCH_RUN": run,
+        "BENCH_VISITOR_PREFIX": f"b{os.getpid()}",
+        "BENCH_VISITORS": str(args.visitors),
+        "BENCH_SLUGS": ",".join(SLUGS),
+        "BENCH_RESEND": "0.02",
+        "BENCH_IDS_FILE": str(ids_file) if ids_file else "",
+    }
+    command = [
+        "wrk",
+        f"-t{args.wrk_threads}",
+        f"-c{args.connections}",
+        f"-d{duration}s",
+        "--timeout=10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    result = {key: int(value) for key, value in (part.split("=") for part in line.split()[1:])}
+    result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def verify(*, account, run: str, ids_file: Path) -> dict:
+    """Every id answered 200 is stored exactly once; every stored id was generated by this run."""
+    from tracking.models import EventRecord, Impression
+
+    accepted, generated = set(), {}
+    for line in ids_file.read_text().splitlines():
+        if line.startswith("#generated"):
+            _, thread, count = line.split()
+            generated[thread] = int(count)
+        elif line:
+            accepted.add(line)
+    impressions = Impression.objects.filter(account=account, client_id__startswith=f"{run}-")
+    events = EventRecord.objects.filter(account=account, idempotency_key__startswith=f"beacon:{run}-")
+    stored = list(impressions.values_list("client_id", flat=True))
+    stored += [key.removeprefix("beacon:") for key in events.values_list("idempotency_key", flat=True)]
+    duplicated = len(stored) - len(set(stored))
+    phantom = [s for s in stored if int(s.rsplit("-", 1)[1]) > generated.get(s.split("-")[-2], 0)]
+    return {
+        "accepted": len(accepted),
+        "stored": len(set(stored)),
+        "lost": len(accepted - set(stored)),
+        "duplicated": duplicated,
+        "phantom": len(phantom),
+        "impressions": impressions.count(),
+        "events": events.count(),
+    }
+
+
+def postgres_commits_per_second(database_url: str, connections: int, seconds: float = 3.0) -> float:
+    """The database's own ceiling: single-row INSERT transactions per second at the benchmark's concurrency."""
+    import threading
+
+    import psycopg
+
+    url = database_url.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS collect_bench_commits (id bigserial PRIMARY KEY, v text)")
+    counts = [0] * connections
+    stop = time.monotonic() + seconds
+
+    def work(i):
+        with psycopg.connect(url, autocommit=True) as conn:
+            while time.monotonic() < stop:
+                conn.execute("INSERT INTO collect_bench_commits (v) VALUES ('x')")
+                counts[i] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with psycopg.connect(url, autocommit=True) as setup:
+        setup.execute("DROP TABLE collect_bench_commits")
+    return sum(counts) / seconds
+
+
+def _combine(runs: list[dict]) -> dict:
+    """One figure for several wrk runs of one endpoint: the rate over their total time, the median p50 and p99."""
+    combined = {key: sum(run[key] for run in runs) for key in runs[0] if key not in ("rate", "p50_us", "p99_us")}
+    combined["rate"] = combined["requests"] / (combined["duration_us"] / 1e6)
+    combined["cpu_ms"] = combined["cpu"] * 1000 / combined["requests"]
+    combined["p50_us"] = statistics.median(run["p50_us"] for run in runs)
+    combined["p99_us"] = statistics.median(run["p99_us"] for run in runs)
+    return combined
+
+
+def measure(args, account, *, worker_class: str, workers: int, threads: int, index: int) -> dict:
+    """Warm up, then alternate no-op and collect runs (--pairs of them), so that both endpoints see the same
+    machine: on a shared machine the load of other processes drifts within a minute."""
+    server = Gunicorn(
+        port=args.port, worker_class=worker_class, workers=workers, threads=threads, database_url=args.database_url
+    )
+    collect_url = f"{server.url}/collect/{account.site_key}"
+    noop_url = f"{server.url}/bench/noop"
+    seconds = max(1, round(args.duration / args.pairs))
+    noops, collects, runs = [], [], []
+    try:
+        # Warm both paths (imports, connections, caches) before measuring.
+        wrk(url=noop_url, run=f"w{index}", args=args, duration=2, ids_file=None)
+        wrk(url=collect_url, run=f"w{index}", args=args, duration=2, ids_file=None)
+        for pair in range(args.pairs):
+            run = f"c{index}p{pair}"
+            ids_file = Path(f"/tmp/collect_bench_ids_{os.getpid()}_{run}.txt")
+            cpu = server.cpu_seconds()
+            noops.append(wrk(url=noop_url, run=f"n{index}p{pair}", args=args, duration=seconds, ids_file=None))
+            noops[-1]["cpu"], cpu = server.cpu_seconds() - cpu, server.cpu_seconds()
+            collects.append(wrk(url=collect_url, run=run, args=args, duration=seconds, ids_file=ids_file))
+            collects[-1]["cpu"] = server.cpu_seconds() - cpu
+            runs.append((run, ids_file))
+    finally:
+        server.stop()
+    checks = []
+    for run, ids_file in runs:
+        checks.append(verify(account=account, run=run, ids_file=ids_file))
+        ids_file.unlink(missing_ok=True)
+    check = {key: sum(c[key] for c in checks) for key in checks[0]}
+    return {"label": server.label, "noop": _combine(noops), "collect": _combine(collects), "check": check}
+
+
+def report(row: dict) -> None:
+    noop, collect, check = row["noop"], row["collect"], row["check"]
+    print(f"\n== gunicorn {row['label']} ==")
+    print(f"{'':<22}{'hits/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}{'non-2xx':>9}{'socket err':>11}")
+    for name, r in (("no-op Django view", noop), ("collect endpoint", collect)):
+        print(
+            f"{name:<22}{r['rate']:>10.0f}{r['p50_us'] / 1000:>10.2f}{r['p99_us'] / 1000:>10.2f}{r['cpu_ms']:>12.2f}"
+            f"{r['non2xx']:>9}{r['socket_errors']:>11}"
+        )
+    print(
+        f"ratio collect / no-op: {collect['rate'] / noop['rate']:.2f} in hits/s (target >= 0.5); "
+        f"{noop['cpu_ms'] / collect['cpu_ms']:.2f} in server CPU per request"
+    )
+    print(
+        f"stored: {check['impressions']} impressions + {check['events']} custom events; "
+        f"answered 200: {check['accepted']} hit ids ({collect['duplicate']} answers were duplicates of "
+        f"{collect['resent']} deliberate resends); lost {check['lost']}, duplicated {check['duplicated']}, "
+        f"stored but never sent {check['phantom']}"
+    )
+
+
+def main():
+    args = parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    if not args.database_url.startswith("postgres"):
+        raise SystemExit("The benchmark runs on PostgreSQL: set BENCH_DATABASE_URL or --database-url")
+    account = django_setup(args.database_url)
+    configs = [(args.worker_class, args.workers, args.threads)]
+    if args.sweep:
+        configs = SWEEP
+    if args.configs:
+        configs = []
+        for item in args.configs.split(","):
+            worker_class, _, size = item.partition(":")
+            workers, _, threads = size.partition("x")
+            configs.append((worker_class, int(workers), int(threads or 1)))
+    configs = configs * args.rounds
+    print(
+        f"collect benchmark: {args.connections} connections, {args.duration}s per run, wrk -t{args.wrk_threads}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, database {args.database_url.rsplit('/', 1)[-1]}"
+    )
+    commits = postgres_commits_per_second(args.database_url, args.connections)
+    print(f"PostgreSQL alone: {commits:.0f} single-row transactions/s at {args.connections} connections")
+    rows = []
+    for index, (worker_class, workers, threads) in enumerate(configs):
+        row = measure(args, account, worker_class=worker_class, workers=workers, threads=threads, index=index)
+        report(row)
+        rows.append(row)
+    if len(rows) > 1:
+        print("\nsummary (median over rounds):")
+        for label in dict.fromkeys(row["label"] for row in rows):
+            runs = [row for row in rows if row["label"] == label]
+            collect = statistics.median(row["collect"]["rate"] for row in runs)
+            noop = statistics.median(row["noop"]["rate"] for row in runs)
+            ratio = statistics.median(row["collect"]["rate"] / row["noop"]["rate"] for row in runs)
+            p99 = statistics.median(row["collect"]["p99_us"] / 1000 for row in runs)
+            cpu = statistics.median(row["collect"]["cpu_ms"] for row in runs)
+            print(
+                f"  {label:<14} collect {collect:>6.0f}/s  no-op {noop:>6.0f}/s  ratio {ratio:.2f}  "
+                f"p99 collect {p99:.1f} ms  CPU {cpu:.2f} ms/hit  ({len(runs)} rounds)"
+            )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (other processes on the machine skew every figure)")
+    failed = any(row["check"]["lost"] or row["check"]["duplicated"] or row["check"]["phantom"] for row in rows)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

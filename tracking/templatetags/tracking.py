@@ -1,0 +1,24 @@
+import json
+
+from django import template
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from paminga.models import Account
+
+register = template.Library()
+
+
+@register.simple_tag
+def beacon_snippet(account: Account, base_url: str = "") -> str:
+    """The HTML a customer pastes into every page: the optional queueing stub and the async beacon script. Returned
+    as plain text: escape it to show it, mark it safe to embed it."""
+    beacon_url = (base_url or settings.SITE_URL).rstrip("/") + reverse("tracking:beacon", args=[account.site_key])
+    return render_to_string("tracking/_install_snippet.txt", {"beacon_url": beacon_url}).strip()
+
+
+@register.filter
+def as_json(value) -> str:
+    """A JSON value as compact JSON text (escaped by the template like any other text)."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))

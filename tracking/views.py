@@ -1,0 +1,151 @@
+import hashlib
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.cache import get_conditional_response, patch_cache_control
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.gzip import gzip_page
+from django.views.decorators.http import require_GET
+
+from paminga.accounts import account_required
+
+from . import selectors, services
+from .cache import account_get_by_site_key
+from .cors import origin_allowed
+from .hits import BODY_MAX_BYTES, HitError, hit_parse
+from .links import CONTACT_PARAM
+from .models import RejectedHit
+
+logger = logging.getLogger(__name__)
+Reason = RejectedHit.Reason
+
+# Browsers re-check the beacon hourly and may use a stale copy for a day while they do: a new version reaches every
+# visitor within about an hour, and a slow answer from us never delays the customer's page.
+BEACON_CACHE_SECONDS = 3600
+DEMO_PAGES = ("home", "pricing", "resources")
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message}, status=status)
+
+
+@require_GET
+@gzip_page
+def beacon(request, site_key: str):
+    """The tracking script for one account, rendered from tracking/beacon.js (a Django template)."""
+    account = account_get_by_site_key(site_key=site_key)
+    if account is None:
+        response = HttpResponse(
+            "/* Paminga: unknown site key. Copy the install snippet from Settings → Account. */\n",
+            content_type="text/javascript; charset=utf-8",
+            status=404,
+        )
+        patch_cache_control(response, no_cache=True)
+        return response
+    body = render_to_string(
+        "tracking/beacon.js",
+        {
+            "site_key": account.site_key,
+            "collect_url": request.build_absolute_uri(f"/collect/{account.site_key}"),
+            "contact_param": CONTACT_PARAM,
+            "metadata_max_bytes": services.METADATA_MAX_BYTES,
+        },
+    )
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+    response = get_conditional_response(request, etag=etag) or HttpResponse(
+        body, content_type="text/javascript; charset=utf-8"
+    )
+    response["ETag"] = etag
+    patch_cache_control(response, public=True, max_age=BEACON_CACHE_SECONDS, stale_while_revalidate=86400)
+    return response
+
+
+@csrf_exempt
+def collect(request, site_key: str):
+    """Receives one beacon hit (text/plain JSON), records it durably, then answers.
+
+    200 {"status": "recorded" | "duplicate" | "identified", "id": <hit id>}. 4xx: refused, with {code, message}; the
+    beacon does not retry those. 503: try again later (the beacon retries with backoff).
+    """
+    if request.method != "POST":
+        return _error(405, "METHOD_NOT_ALLOWED", "Send hits with POST.")
+    account = account_get_by_site_key(site_key=site_key)
+    if account is None:
+        return _error(404, "UNKNOWN_SITE", "No account has this site key; copy the install snippet again.")
+    origin = request.headers.get("Origin")
+    if origin and not origin_allowed(account=account, origin=origin):
+        message = f"Hits from {origin[:200]} are refused: add its host name to the account's domains."
+        services.rejected_hit_record(account=account, reason=Reason.FORBIDDEN_ORIGIN, message=message)
+        response = _error(403, Reason.FORBIDDEN_ORIGIN, message)
+        # This refusal, and only it, may be read by the foreign page: the beacon then stops instead of retrying a
+        # hit it cannot read the answer to for a day. The answer holds nothing but the refusal.
+        response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+        return response
+    # Read at most one byte over the cap: an oversized body is refused without holding it in memory.
+    raw = request.read(BODY_MAX_BYTES + 1)
+    try:
+        hit = hit_parse(raw)
+        outcome = services.hit_record(account=account, hit=hit, now=timezone.now())
+    except HitError as exc:
+        services.rejected_hit_record(
+            account=account,
+            reason=exc.code,
+            message=exc.message,
+            slug=exc.slug,
+            excerpt=raw[:300].decode("utf-8", "replace"),
+        )
+        return _error(exc.status, exc.code, exc.message)
+    except DatabaseError:
+        logger.exception("Could not record a beacon hit for account %s", account.pk)
+        return _error(503, "UNAVAILABLE", "The hit could not be recorded right now; retry later.")
+    # The id tells the sender which hit this answers (the benchmark checks every accepted hit against the database).
+    return JsonResponse({"status": outcome.status, "id": hit.id})
+
+
+@csrf_exempt
+def bench_noop(request):
+    """The baseline of bench/collect_bench.py: Django's fixed cost per request (the same middleware, URL routing and
+    a read of the body) and nothing else. Answers 404 unless BENCH_NOOP_VIEW is set, so production exposes nothing."""
+    if not settings.BENCH_NOOP_VIEW:
+        raise Http404
+    request.read(BODY_MAX_BYTES + 1)
+    return JsonResponse({"status": "ok"})
+
+
+def demo(request, subpath: str = ""):
+    """A demo website for the demo account (`manage.py seed_demo`) with buttons that fire its custom events through
+    the real beacon, and what was recorded."""
+    page = subpath.strip("/") or "home"
+    account = selectors.demo_account()
+    if account is None or page not in DEMO_PAGES:
+        raise Http404("No demo account: run `python manage.py seed_demo`." if account is None else "No such page.")
+    context = {
+        "account": account,
+        "base_url": request.build_absolute_uri("/"),
+        "events": selectors.custom_event_list_for_demo(account=account),
+        "recent_records": selectors.event_record_recent(account=account, limit=10),
+        "recent_impressions": selectors.impression_recent(account=account, limit=10),
+        "page": page,
+    }
+    return render(request, "tracking/demo.html", context)
+
+
+@account_required
+def event_debugger(request):
+    reason = request.GET.get("reason", "")
+    if reason not in Reason.values:
+        reason = ""
+    counts = selectors.rejected_hit_counts(account=request.account)
+    context = {
+        "entries": selectors.rejected_hit_list(account=request.account, reason=reason, limit=200),
+        "reasons": [(value, label, counts.get(value, 0)) for value, label in Reason.choices],
+        "reason": reason,
+        "keep": settings.TRACKING_DEBUGGER_KEEP,
+    }
+    return render(request, "tracking/event_debugger.html", context)

@@ -1,5 +1,7 @@
 """The Automations area (an event's actions and run log), the contact pages, and rotating the webhook secret."""
 
+from datetime import UTC
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -10,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from custom_events.selectors import custom_event_get_or_404
-from paminga.accounts import account_required
+from paminga.accounts import account_can_manage, account_required
 from paminga.services import account_webhook_secret_rotate
 
 from . import selectors, services
@@ -213,7 +215,9 @@ def contact_detail(request, pk: int):
         if before is None:
             raise Http404("Not a valid timeline position.")
         if timezone.is_naive(before):
-            before = timezone.make_aware(before, timezone.utc)
+            before = timezone.make_aware(before, UTC)
+        if before.year < 2000:
+            raise Http404("Not a valid timeline position.")
     entries, next_before = selectors.contact_timeline(account=request.account, contact=contact, before=before)
     labels = {value: REGISTRY[value].summary for value in Action.Kind.values}
     timeline = [
@@ -234,6 +238,9 @@ def contact_detail(request, pk: int):
 @require_POST
 @account_required
 def webhook_secret_rotate(request):
+    if not account_can_manage(request):
+        messages.error(request, "Only the account's owners and admins can rotate the webhook signing secret.")
+        return redirect("account_settings")
     account_webhook_secret_rotate(account=request.account)
     messages.success(
         request, "New webhook signing secret created. Update your receivers: the old one is no longer used."

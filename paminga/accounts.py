@@ -5,7 +5,8 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from .selectors import account_get_for_user, account_list_for_user
+from .models import Membership
+from .selectors import account_get_for_user, account_list_for_user, membership_role
 
 SESSION_KEY = "current_account_id"
 
@@ -26,6 +27,19 @@ def current_account(request):
             request.session[SESSION_KEY] = account.pk
     request._current_account = account
     return account
+
+
+# Settings that act for the whole account (its domains, API keys, the webhook signing secret) are changed by owners
+# and admins only; members use everything else.
+MANAGER_ROLES = {Membership.Role.OWNER, Membership.Role.ADMIN}
+
+
+def account_can_manage(request) -> bool:
+    """Whether the user may change the current account's settings and secrets."""
+    if not hasattr(request, "_account_can_manage"):
+        role = membership_role(user=request.user, account=request.account)
+        request._account_can_manage = role in MANAGER_ROLES
+    return request._account_can_manage
 
 
 def account_required(view):

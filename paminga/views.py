@@ -8,10 +8,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import services
-from .accounts import SESSION_KEY, account_required
+from .accounts import SESSION_KEY, account_can_manage, account_required
 from .forms import AccountSettingsForm, ApiKeyForm
-from .models import Membership
-from .selectors import account_get_for_user, api_key_get, api_key_list, membership_role
+from .selectors import account_get_for_user, api_key_get, api_key_list
 
 
 @account_required
@@ -36,6 +35,11 @@ def account_switch(request):
 
 @account_required
 def account_settings(request):
+    can_manage = account_can_manage(request)
+    if request.method == "POST" and not can_manage:
+        messages.error(request, "Only the account's owners and admins can change its settings.")
+        context = {"form": AccountSettingsForm(instance=request.account), "account": request.account}
+        return render(request, "paminga/account_settings.html", {**context, "can_manage": False}, status=403)
     form = AccountSettingsForm(request.POST or None, instance=request.account)
     if request.method == "POST" and form.is_valid():
         try:
@@ -45,15 +49,8 @@ def account_settings(request):
         else:
             messages.success(request, "Account settings saved.")
             return redirect("account_settings")
-    return render(request, "paminga/account_settings.html", {"form": form, "account": request.account})
-
-
-# API keys act for the whole account and outlive memberships: only owners and admins create or revoke them.
-API_KEY_MANAGER_ROLES = {Membership.Role.OWNER, Membership.Role.ADMIN}
-
-
-def _can_manage_api_keys(request) -> bool:
-    return membership_role(user=request.user, account=request.account) in API_KEY_MANAGER_ROLES
+    context = {"form": form, "account": request.account, "can_manage": can_manage}
+    return render(request, "paminga/account_settings.html", context)
 
 
 @account_required
@@ -62,7 +59,7 @@ def api_keys(request):
     context = {
         "api_keys": api_key_list(account=request.account).select_related("created_by"),
         "form": ApiKeyForm(),
-        "can_manage": _can_manage_api_keys(request),
+        "can_manage": account_can_manage(request),
     }
     return render(request, "paminga/api_keys.html", context)
 
@@ -70,7 +67,7 @@ def api_keys(request):
 @require_POST
 @account_required
 def api_key_create(request):
-    if not _can_manage_api_keys(request):
+    if not account_can_manage(request):
         return _forbidden(request, "Only the account's owners and admins can create API keys.")
     form = ApiKeyForm(request.POST)
     if form.is_valid():
@@ -93,7 +90,7 @@ def api_key_create(request):
 @account_required
 def api_key_revoke(request, pk: int):
     api_key = api_key_get(account=request.account, pk=pk)
-    if not _can_manage_api_keys(request):
+    if not account_can_manage(request):
         return _forbidden(request, "Only the account's owners and admins can revoke API keys.")
     if request.method == "POST":
         services.api_key_revoke(api_key=api_key)

@@ -27,17 +27,22 @@ class ReportRangeForm(forms.Form):
             return cleaned
         start = cleaned.get("start")
         end = cleaned.get("end")
+        today = timezone.now().astimezone(self.account.tzinfo).date()
+        # Bounds first: the defaults below add or subtract days, which overflows at the ends of the calendar.
+        if (start and start < EARLIEST) or (end and end < EARLIEST):
+            raise forms.ValidationError("Reports start on 1 January 2000 at the earliest.", code="too_early")
+        if end and end > today + timedelta(days=1):
+            raise forms.ValidationError("The end date is in the future.", code="future")
+        if start and start > today + timedelta(days=1):
+            raise forms.ValidationError("The start date is in the future.", code="future")
         if start is None and end is None:
             start, end = self.default
         elif end is None:
             end = min(start + timedelta(days=29), self.default[1])
         elif start is None:
             start = end - timedelta(days=29)
-        today = timezone.now().astimezone(self.account.tzinfo).date()
         if start < EARLIEST:
             raise forms.ValidationError("Reports start on 1 January 2000 at the earliest.", code="too_early")
-        if end > today + timedelta(days=1):
-            raise forms.ValidationError("The end date is in the future.", code="future")
         if start > end:
             raise forms.ValidationError("The start date is after the end date.", code="reversed")
         if (end - start).days + 1 > MAX_DAYS:

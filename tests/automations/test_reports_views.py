@@ -82,6 +82,10 @@ def test_overview_sorting_links(client_logged_in, history):
         ("start=2026-13-01&end=2026-03-01", "Enter a valid date."),
         ("start=1999-12-01&end=2000-01-02", "Reports start on 1 January 2000 at the earliest."),
         ("start=2026-03-01&end=2099-01-01", "The end date is in the future."),
+        # the ends of the calendar: no arithmetic overflow, a message
+        ("start=9999-12-31", "The start date is in the future."),
+        ("end=0001-01-01", "Reports start on 1 January 2000 at the earliest."),
+        ("start=0001-01-01", "Reports start on 1 January 2000 at the earliest."),
     ],
 )
 def test_a_bad_range_shows_why_and_the_default_range(client_logged_in, history, query, message):

@@ -1,8 +1,8 @@
 """End to end with a real Celery worker consuming from Redis: events recorded through
-tracking.services.event_record (the one write path behind the beacon and the API) and fired through the GraphQL
-endpoint (triggerCustomEvent over HTTP) run their actions in the worker. Needs REDIS_URL (CI: redis db 14) and
-PostgreSQL (the worker thread writes while the test reads, which SQLite's shared in-memory test database refuses);
-skips with the reason without them, fails under REQUIRE_SERVICES=1."""
+tracking.services.event_record (the one write path behind the beacon and the API), sent to the beacon's collect
+endpoint and fired through the GraphQL endpoint (triggerCustomEvent over HTTP) run their actions in the worker.
+Needs REDIS_URL (CI: redis db 14) and PostgreSQL (the worker thread writes while the test reads, which SQLite's
+shared in-memory test database refuses); skips with the reason without them, fails under REQUIRE_SERVICES=1."""
 
 import io
 import json
@@ -21,7 +21,7 @@ from paminga.celery import app
 from paminga.services import api_key_create
 from tests.automations.services import celery_use_broker, closed_port, require_services
 from tests.factories import ActionFactory, ContactFactory, CustomEventFactory, VisitorFactory
-from tracking.models import Contact, ContactTag
+from tracking.models import Contact, ContactTag, Visitor
 from tracking.services import contact_identify, event_record
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -121,6 +121,23 @@ def test_a_real_worker_runs_the_actions_of_an_event_fired_through_graphql(setup,
     contact = Contact.objects.get(account=account, email="api@example.com")
     assert contact.score == 7 and list(contact.tags.values_list("name", flat=True)) == ["demo"]
     assert set(runs.values_list("status", "attempts")) == {("succeeded", 1)}
+
+
+def test_a_real_worker_runs_the_actions_of_an_event_fired_through_the_beacon_endpoint(setup, account, worker, client):
+    from tests.tracking.test_collect import event, impression, post
+
+    # A page view, then the event, as the beacon sends them (the account's domain is acme.test).
+    assert post(client, account, impression(visitor="worker-visitor-1")).status_code == 200
+    response = post(client, account, event("requested-demo", visitor="worker-visitor-1", metadata={"planTier": "pro"}))
+
+    assert response.status_code == 200
+    visitor = Visitor.objects.get(account=account, uid="worker-visitor-1")
+    runs = ActionRun.objects.filter(event_record__visitor=visitor)
+    assert runs.count() == 2
+    wait_for(finished(runs))
+    assert set(runs.values_list("status", "attempts")) == {("succeeded", 1)}
+    contact = Contact.objects.get(pk=visitor.contact_id)
+    assert contact.score == 7 and list(contact.tags.values_list("name", flat=True)) == ["demo"]
 
 
 def test_a_real_worker_runs_waiting_runs_once_the_visitor_is_identified(setup, account, worker):

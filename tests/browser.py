@@ -1,7 +1,9 @@
-"""Shared Playwright set-up: the system Chromium, never a downloaded browser."""
+"""Shared Playwright set-up: the system Chromium, never a downloaded browser.
+
+Without Chromium (or Playwright) browser tests skip with the reason, unless REQUIRE_BROWSER=1, when they fail.
+"""
 
 import os
-import shutil
 
 import pytest
 
@@ -16,31 +18,39 @@ CHROMIUM_ARGS = [
 ]
 
 
-def chromium_available() -> bool:
-    return os.path.exists(CHROMIUM) or shutil.which("chromium") is not None
-
-
 def require_chromium() -> None:
-    """Skip (or fail, when REQUIRE_BROWSER=1) when no Chromium is installed."""
-    if chromium_available():
+    """Skip (or fail, when REQUIRE_BROWSER=1) when Chromium or Playwright is missing."""
+    reason = None
+    if not os.path.exists(CHROMIUM):
+        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "Playwright for Python is not installed (pip install -e '.[dev]')"
+    if reason is None:
         return
-    reason = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
     if os.environ.get("REQUIRE_BROWSER") == "1":
-        pytest.fail(reason + " but REQUIRE_BROWSER=1")
+        pytest.fail(f"{reason} (REQUIRE_BROWSER=1)")
     pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser():
     require_chromium()
-    # Django's async-unsafe check trips over Playwright's event loop in the test thread.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make are still synchronous.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

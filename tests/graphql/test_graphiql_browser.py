@@ -2,25 +2,15 @@
 into it runs for the logged-in user's account through the session and CSRF token."""
 
 import os
-import shutil
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.factories import CustomEventFactory, EventRecordFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -35,10 +25,7 @@ def session_cookie(client, user, account):
 
 @pytest.fixture
 def chromium(session_cookie):
-    if not shutil.which(CHROMIUM):
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but Chromium is missing at {CHROMIUM}")
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (set REQUIRE_BROWSER=1 to make this a failure)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -1,8 +1,8 @@
 """A real Chromium (through Playwright) against the app on a live server, with test pages served from another
 origin (127.0.0.1 on another port, as a customer's site would be) by a tiny HTTP server.
 
-Ports come from TRACKING_TEST_PORTS (default 8100-8199). Without /usr/bin/chromium (or Playwright) the tests skip,
-unless REQUIRE_BROWSER=1, when they fail.
+Ports come from TRACKING_TEST_PORTS (default 8100-8199). The `browser` fixture (tests/browser.py) skips without
+Chromium unless REQUIRE_BROWSER=1.
 """
 
 import os
@@ -13,22 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.staticfiles.handlers import StaticFilesHandler
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def _unavailable(reason: str):
-    if os.environ.get("REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (REQUIRE_BROWSER=1)")
-    pytest.skip(reason)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -41,27 +25,6 @@ def free_port(host: str = "127.0.0.1") -> int:
                 continue
             return port
     raise RuntimeError(f"No free port in {first}-{last}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright for Python is not installed (pip install -e '.[dev]')")
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make are still synchronous.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 class _Handler(StaticFilesHandler):

@@ -203,6 +203,10 @@ CELERY_IMPORTS = ["automations.reports.tasks"]
 # Tracking (docs/tracking.md). The event debugger keeps at most this many entries per account, and writes at most
 # this many per account and minute, so a flood of bad hits cannot fill the database.
 TRACKING_DEBUGGER_KEEP = env.int("TRACKING_DEBUGGER_KEEP", default=500)
+# On PostgreSQL, the common beacon hits (a page view or event in an open visit, a new visitor's first hit) are
+# recorded by one server-side prepared statement each (tracking/sql.py). Turn it off behind a connection pooler that
+# cannot keep prepared statements (PgBouncer before 1.21 in transaction mode): every hit then takes the general path.
+TRACKING_ONE_STATEMENT_HITS = env.bool("TRACKING_ONE_STATEMENT_HITS", default=True)
 TRACKING_DEBUGGER_MAX_PER_MINUTE = env.int("TRACKING_DEBUGGER_MAX_PER_MINUTE", default=60)
 # Signed contact links (?pm_ct=...) stop identifying visitors after this many days.
 TRACKING_CONTACT_LINK_MAX_AGE_DAYS = env.int("TRACKING_CONTACT_LINK_MAX_AGE_DAYS", default=180)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from automations.models import Action
@@ -95,6 +95,52 @@ def _clip(value, limit: int) -> str:
     return (value or "").replace("\x00", "")[:limit] if isinstance(value, str) else ""
 
 
+def _event_record_new(
+    *,
+    account: Account,
+    custom_event: CustomEvent,
+    contact: Contact | None,
+    source: str,
+    occurred_at: datetime,
+    visitor: Visitor | None = None,
+    session: Session | None = None,
+    page_url: str = "",
+    utm: dict | None = None,
+    marketing_channel: str = "",
+    marketing_source: MarketingSource | None = None,
+    marketing_source_name: str = "",
+    metadata=None,
+    metadata_dropped_bytes: int | None = None,
+    idempotency_key: str | None = None,
+) -> EventRecord:
+    """The unsaved row of one occurrence: the conversion flag snapshotted, metadata kept or dropped, strings clipped."""
+    prepared = metadata_prepare(metadata)
+    if metadata_dropped_bytes is not None:
+        prepared = Metadata(value=None, size=metadata_dropped_bytes, dropped=True)
+    utm = utm or {}
+    if marketing_source is not None and not marketing_channel:
+        marketing_channel = marketing_source.channel
+    return EventRecord(
+        account=account,
+        custom_event=custom_event,
+        contact=contact,
+        visitor=visitor,
+        session=session,
+        source=source,
+        occurred_at=occurred_at,
+        page_url=_clip(page_url, URL_MAX_LENGTH),
+        marketing_channel=marketing_channel or "",
+        marketing_source=marketing_source,
+        marketing_source_name=_clip(marketing_source_name, 200),
+        metadata=prepared.value,
+        metadata_dropped=prepared.dropped,
+        metadata_bytes=prepared.size,
+        is_conversion=custom_event.counts_as_conversion,
+        idempotency_key=idempotency_key or None,
+        **{field: _clip(utm.get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
+    )
+
+
 def event_record(
     *,
     account: Account,
@@ -123,32 +169,24 @@ def event_record(
     if custom_event.account_id != account.pk or contact.account_id != account.pk:
         raise ValueError("event_record() across accounts")
     occurred_at = occurred_at or timezone.now()
-    prepared = metadata_prepare(metadata)
-    if metadata_dropped_bytes is not None:
-        prepared = Metadata(value=None, size=metadata_dropped_bytes, dropped=True)
-    utm = utm or {}
-    if marketing_source is not None and not marketing_channel:
-        marketing_channel = marketing_source.channel
-    is_conversion = custom_event.counts_as_conversion
-    record = EventRecord(
+    record = _event_record_new(
         account=account,
         custom_event=custom_event,
         contact=contact,
-        visitor=visitor,
-        session=session,
         source=source,
         occurred_at=occurred_at,
-        page_url=_clip(page_url, URL_MAX_LENGTH),
-        marketing_channel=marketing_channel or "",
+        visitor=visitor,
+        session=session,
+        page_url=page_url,
+        utm=utm,
+        marketing_channel=marketing_channel,
         marketing_source=marketing_source,
-        marketing_source_name=_clip(marketing_source_name, 200),
-        metadata=prepared.value,
-        metadata_dropped=prepared.dropped,
-        metadata_bytes=prepared.size,
-        is_conversion=is_conversion,
-        idempotency_key=idempotency_key or None,
-        **{field: _clip(utm.get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
+        marketing_source_name=marketing_source_name,
+        metadata=metadata,
+        metadata_dropped_bytes=metadata_dropped_bytes,
+        idempotency_key=idempotency_key,
     )
+    is_conversion = record.is_conversion
     from automations.services import action_runs_create
 
     # Its own transaction, or part of the caller's: no savepoint, since a repeated idempotency key does not fail the
@@ -308,6 +346,33 @@ def contact_identify(*, account: Account, visitor: Visitor, email: str) -> Conta
 # --- Impressions, the event debugger and beacon hits ---------------------------------------------------------
 
 
+def _impression_new(
+    *,
+    account: Account,
+    visitor: Visitor | None,
+    session: Session | None,
+    url: str,
+    occurred_at: datetime,
+    title: str = "",
+    referrer: str = "",
+    utm: dict | None = None,
+    client_id: str | None = None,
+) -> Impression:
+    """The unsaved row of one page view, with strings clipped and its visit's channel."""
+    return Impression(
+        account=account,
+        session=session,
+        visitor=visitor,
+        url=_clip(url, URL_MAX_LENGTH),
+        title=_clip(title, 500),
+        referrer=_clip(referrer, URL_MAX_LENGTH),
+        channel=session.channel if session is not None else "",
+        occurred_at=occurred_at,
+        client_id=client_id or None,
+        **{field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
+    )
+
+
 def impression_record(
     *,
     account: Account,
@@ -324,17 +389,16 @@ def impression_record(
 
     Returns (impression, created); with a client id already recorded for the account, (the existing one, False).
     """
-    impression = Impression(
+    impression = _impression_new(
         account=account,
-        session=session,
         visitor=visitor,
-        url=_clip(url, URL_MAX_LENGTH),
-        title=_clip(title, 500),
-        referrer=_clip(referrer, URL_MAX_LENGTH),
-        channel=session.channel,
+        session=session,
+        url=url,
         occurred_at=occurred_at,
-        client_id=client_id or None,
-        **{field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
+        title=title,
+        referrer=referrer,
+        utm=utm,
+        client_id=client_id,
     )
     if not sql.insert_or_ignore(impression):
         return Impression.objects.get(account=account, client_id=client_id), False
@@ -425,6 +489,17 @@ def hit_record(*, account: Account, hit: Hit, now: datetime) -> HitOutcome:
     token_contact_id = contact_token_read(account=account, token=hit.contact_token) if hit.contact_token else None
     notes: list[tuple[str, str]] = []
     utm = utm_from_url(hit.url)
+    if (
+        settings.TRACKING_ONE_STATEMENT_HITS
+        and connection.vendor == "postgresql"
+        and hit.type != "identify"
+        and not hit.contact_token
+    ):
+        outcome = _hit_in_one_statement(
+            account=account, hit=hit, custom_event=custom_event, occurred_at=occurred_at, utm=utm
+        )
+        if outcome is not None:
+            return outcome
     try:
         with transaction.atomic():
             visitor = visitor_get_or_create(account=account, uid=hit.visitor, now=occurred_at)
@@ -496,15 +571,94 @@ def hit_record(*, account: Account, hit: Hit, now: datetime) -> HitOutcome:
             for reason, message in notes:
                 rejected_hit_record(account=account, reason=reason, message=message, slug=hit.slug, recorded=True)
     except _Duplicate:
-        if not hit.retry:
-            # A retry finding its hit recorded is the protocol working (the answer to the first send was lost). A
-            # first send finding its id taken means a sender reuses hit ids, and those hits are lost: show it.
-            rejected_hit_record(
-                account=account,
-                reason=Reason.DUPLICATE,
-                message=f"The hit id {hit.id} was already recorded, so this {hit.type} was ignored. Each hit needs a "
-                "new random id; only retries of the same hit may repeat it.",
-                slug=hit.slug,
-            )
-        return HitOutcome("duplicate")
+        return _hit_duplicate(account=account, hit=hit)
+    return HitOutcome("recorded")
+
+
+def _hit_duplicate(*, account: Account, hit: Hit) -> HitOutcome:
+    if not hit.retry:
+        # A retry finding its hit recorded is the protocol working (the answer to the first send was lost). A first
+        # send finding its id taken means a sender reuses hit ids, and those hits are lost: show it.
+        rejected_hit_record(
+            account=account,
+            reason=Reason.DUPLICATE,
+            message=f"The hit id {hit.id} was already recorded, so this {hit.type} was ignored. Each hit needs a new "
+            "random id; only retries of the same hit may repeat it.",
+            slug=hit.slug,
+        )
+    return HitOutcome("duplicate")
+
+
+def _hit_in_one_statement(
+    *, account: Account, hit: Hit, custom_event: CustomEvent | None, occurred_at: datetime, utm: dict
+) -> HitOutcome | None:
+    """The common hits in one statement each (tracking.sql, PostgreSQL): a hit that continues the visitor's open
+    visit, or a new visitor's first hit; for an event, one without actions and with its metadata kept. None when the
+    hit is neither: nothing was written, and the general path records it by the same rules."""
+    if hit.type == "impression":
+        row = _impression_new(
+            account=account,
+            visitor=None,
+            session=None,
+            url=hit.url,
+            occurred_at=occurred_at,
+            title=hit.title,
+            referrer=hit.referrer,
+            utm=utm,
+            client_id=hit.id,
+        )
+    else:
+        row = _event_record_new(
+            account=account,
+            custom_event=custom_event,
+            contact=None,
+            source=EventRecord.Source.BEACON,
+            occurred_at=occurred_at,
+            page_url=hit.url,
+            metadata=hit.metadata,
+            metadata_dropped_bytes=hit.metadata_dropped_bytes,
+            idempotency_key=f"beacon:{hit.id}",
+        )
+        if row.metadata_dropped:
+            return None  # the general path notes the drop in the event debugger
+    campaign = {field: _clip(utm.get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS}
+    params = {
+        **sql.hit_row_params(row),
+        "account_id": account.pk,
+        "uid": hit.visitor,
+        "event_id": custom_event.pk if custom_event else None,
+        "attribute": bool(getattr(row, "is_conversion", False)),
+    }
+    # A visit the hit continues: open at the hit's time, and the same campaign (or none).
+    applied, row_id = sql.hit_statement(
+        "open-visit",
+        hit.type,
+        {
+            **params,
+            "open_since": occurred_at - timedelta(minutes=account.session_timeout_minutes),
+            "touch_before": occurred_at - SESSION_ACTIVITY_PRECISION,
+            "has_campaign": any(campaign.values()),
+            **{f"campaign_{field}": value for field, value in campaign.items()},
+        },
+    )
+    if not applied:
+        # A new visitor: its anonymous contact, the visitor and its first visit, then the hit.
+        visitor = Visitor(account=account, uid=hit.visitor, last_seen_at=occurred_at)
+        session = Session(
+            account=account,
+            started_at=occurred_at,
+            last_seen_at=occurred_at,
+            landing_url=_clip(hit.url, URL_MAX_LENGTH),
+            referrer=_clip(hit.referrer, URL_MAX_LENGTH),
+            channel=channel_derive(utm=utm, referrer=hit.referrer, page_url=hit.url, own_domains=account.domains),
+            **campaign,
+        )
+        params |= sql.row_params(visitor, "visitor_", given=("contact_id", "current_session_id"))
+        params |= sql.row_params(Contact(account=account), "contact_")
+        params |= sql.row_params(session, "session_", given=("visitor_id",))
+        applied, row_id = sql.hit_statement("new-visitor", hit.type, params)
+    if not applied:
+        return None
+    if row_id is None:
+        return _hit_duplicate(account=account, hit=hit)
     return HitOutcome("recorded")

@@ -8,7 +8,7 @@ database vendor, values are prepared and rows converted the way the ORM does it.
 send no model signals (this project uses none).
 """
 
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models import Model
 
 _sql: dict[tuple, str] = {}
@@ -98,3 +98,167 @@ def exists(model: type[Model], **filters) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() is not None
+
+
+# --- A beacon hit in one statement ---------------------------------------------------------------------------------
+#
+# Most hits are one of two kinds: they continue a visit that is still open (a page view or an event of a returning
+# visitor, no campaign change), or they are a new visitor's first hit. For those, one statement does what the
+# general path (tracking.services.hit_record) does in several round trips and a transaction: it checks that its case
+# applies, then writes the visitor (with its anonymous contact and first visit) or moves the open visit's last
+# activity, and inserts the impression or the event. A single statement in autocommit is one transaction. When its
+# case does not apply the statement writes nothing, and the caller takes the general path, which stays the reference
+# for every rule (tests compare the rows both write). Events with actions always take the general path: it creates
+# their runs in the same transaction. The statements are prepared on the server (parsed and planned once per
+# connection), and their columns and types come from the models.
+#
+# Both statements end in the same CTE `v` (the visitor and its visit: visitor_id, contact_id, session_id, channel and
+# the visit's UTM fields), from which the impression or event row is inserted.
+
+HIT_PATHS = ("open-visit", "new-visitor")
+
+
+def _cast(model: type[Model], attname: str) -> str:
+    field = next(field for field in model._meta.concrete_fields if field.attname == attname)
+    return field.cast_db_type(connection)
+
+
+def _insert(model: type[Model], prefix: str, given: dict[str, str], source: str, suffix: str = "") -> str:
+    """INSERT INTO model SELECT ... FROM source: the `given` SQL expressions for some columns, and for every other
+    column (but the primary key) the parameter %(<prefix><attname>)s, cast to the column's type."""
+    fields = [field for field in model._meta.concrete_fields if field.attname in given or not field.primary_key]
+    values = [given.get(f.attname) or f"CAST(%({prefix}{f.attname})s AS {_cast(model, f.attname)})" for f in fields]
+    return (
+        f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
+        f"SELECT {', '.join(values)} FROM {source}{suffix}"
+    )
+
+
+def row_params(obj: Model, prefix: str, given=()) -> dict:
+    """The parameters of _insert() for `obj`: each column's value prepared as the ORM saves it."""
+    return {
+        f"{prefix}{field.attname}": field.get_db_prep_save(field.pre_save(obj, True), connection)
+        for field in type(obj)._meta.concrete_fields
+        if not field.primary_key and field.attname not in given
+    }
+
+
+def hit_row_params(row: Model) -> dict:
+    """The parameters of the impression or event row of a hit statement."""
+    return row_params(row, "hit_", _hit_row_given(type(row)))
+
+
+def _hit_row_given(model: type[Model]) -> dict[str, str]:
+    """What the impression or event row takes from the visit (`v`) rather than from its own parameters."""
+    from .models import UTM_FIELDS, Impression
+
+    given = {"visitor_id": "v.visitor_id", "session_id": "v.session_id"}
+    if model is Impression:
+        return given | {"channel": "v.channel"}  # its UTM fields are its own URL's
+    return given | {
+        "contact_id": "v.contact_id",
+        "marketing_channel": "v.channel",
+        **{name: f"v.{_quote(name)}" for name in UTM_FIELDS},  # an event carries its visit's campaign
+        # A conversion is attributed to the visit's most recent impression at the event's time.
+        "attributed_impression_id": (
+            f'CASE WHEN %(attribute)s THEN (SELECT i."id" FROM {_quote(Impression._meta.db_table)} i '
+            'WHERE i."session_id" = v.session_id AND i."occurred_at" <= %(hit_occurred_at)s '
+            'ORDER BY i."occurred_at" DESC, i."id" DESC LIMIT 1) END'
+        ),
+    }
+
+
+def _hit_sql(path: str, kind: str) -> str:
+    from automations.models import Action
+
+    from .models import UTM_FIELDS, Contact, EventRecord, Impression, Session, Visitor
+
+    model = Impression if kind == "impression" else EventRecord
+    pk = _quote(model._meta.pk.column)
+    visitor, session = _quote(Visitor._meta.db_table), _quote(Session._meta.db_table)
+    # Events with actions take the general path.
+    no_actions = (
+        f'NOT EXISTS (SELECT 1 FROM {_quote(Action._meta.db_table)} a WHERE a."custom_event_id" = %(event_id)s)'
+        if model is EventRecord
+        else "TRUE"
+    )
+    utm = ", ".join(f"s.{_quote(name)}" for name in UTM_FIELDS)
+    if path == "open-visit":
+        ctes = [
+            f'v AS (SELECT v."id" AS visitor_id, v."contact_id", s."id" AS session_id, s."last_seen_at", s."channel", '
+            f'{utm} FROM {visitor} v JOIN {session} s ON s."id" = v."current_session_id" '
+            'WHERE v."account_id" = %(account_id)s AND v."uid" = %(uid)s '
+            # Open at the hit's time: started before it, active within the inactivity timeout...
+            'AND s."started_at" <= %(hit_occurred_at)s AND s."last_seen_at" >= %(open_since)s '
+            # ...and continued by the hit: no UTM parameters, or the visit's own.
+            f"AND (NOT %(has_campaign)s OR ({utm}) = ({', '.join(f'%(campaign_{name})s' for name in UTM_FIELDS)})) "
+            f"AND {no_actions})",
+            f"ins AS ({_insert(model, 'hit_', _hit_row_given(model), 'v', f' ON CONFLICT DO NOTHING RETURNING {pk}')})",
+            # The visit's last activity moves when the hit was recorded, by at least the precision it is kept to.
+            f'touch AS (UPDATE {session} SET "last_seen_at" = %(hit_occurred_at)s FROM v WHERE {session}."id" = '
+            "v.session_id AND v.last_seen_at <= %(touch_before)s AND EXISTS (SELECT 1 FROM ins))",
+        ]
+    elif path == "new-visitor":
+        sequence = "nextval(pg_get_serial_sequence('{}', 'id'))"
+        returning = ", ".join(
+            f"CAST(%(session_{name})s AS {_cast(Session, name)}) AS {_quote(name)}" for name in ("channel", *UTM_FIELDS)
+        )
+        # A repeated hit id writes nothing (not even the visitor), as the general path rolls its transaction back.
+        hit_key = "client_id" if model is Impression else "idempotency_key"
+        ctes = [
+            # The new rows' ids come first: the visitor points at its contact and its first visit (foreign keys are
+            # checked at commit), and those are written only when the visitor is (a concurrent first hit of the same
+            # visitor inserts nothing here, and this hit takes the general path).
+            f"ids AS (SELECT {sequence.format(Contact._meta.db_table)} AS contact_id, "
+            f"{sequence.format(Session._meta.db_table)} AS session_id WHERE {no_actions} AND NOT EXISTS (SELECT 1 "
+            f'FROM {_quote(model._meta.db_table)} r WHERE r."account_id" = %(account_id)s AND r.{_quote(hit_key)} = '
+            f"%(hit_{hit_key})s))",
+            "v AS ("
+            + _insert(
+                Visitor,
+                "visitor_",
+                {"contact_id": "ids.contact_id", "current_session_id": "ids.session_id"},
+                "ids",
+                ' ON CONFLICT DO NOTHING RETURNING "id" AS visitor_id, "contact_id", "current_session_id" AS '
+                f"session_id, {returning}",
+            )
+            + ")",
+            f"c AS ({_insert(Contact, 'contact_', {'id': 'v.contact_id'}, 'v')})",
+            f"s AS ({_insert(Session, 'session_', {'id': 'v.session_id', 'visitor_id': 'v.visitor_id'}, 'v')})",
+            f"ins AS ({_insert(model, 'hit_', _hit_row_given(model), 'v', f' ON CONFLICT DO NOTHING RETURNING {pk}')})",
+        ]
+    else:
+        raise ValueError(path)
+    return f"WITH {', '.join(ctes)} SELECT EXISTS (SELECT 1 FROM v), (SELECT {pk} FROM ins)"
+
+
+def hit_sql(path: str, kind: str) -> str:
+    key = ("hit", path, kind, connection.vendor)
+    if key not in _sql:
+        _sql[key] = _hit_sql(path, kind)
+    return _sql[key]
+
+
+def hit_statement(path: str, kind: str, params: dict) -> tuple[bool, int | None]:
+    """Runs the statement of one path ("open-visit" or "new-visitor") for an "impression" or an "event", on
+    PostgreSQL. Returns (applied, id): applied is False when the path does not apply, and nothing was written; id is
+    None when the hit's id was already recorded (a duplicate)."""
+    import psycopg
+
+    query = hit_sql(path, kind)
+    # Without Django's per-request health check (a `SELECT 1` round trip before the first query): a connection the
+    # database dropped fails here instead, and is replaced once. Retrying is safe: the hit's id makes a statement
+    # that did commit before the connection broke answer "duplicate".
+    for attempt in (1, 2):
+        try:
+            with connection.wrap_database_errors:
+                connection.ensure_connection()
+                with psycopg.Cursor(connection.connection) as cursor:
+                    cursor.execute(query, params, prepare=True)
+                    applied, row_id = cursor.fetchone()
+            return applied, row_id
+        except OperationalError:
+            if attempt == 2 or connection.in_atomic_block:
+                raise
+            connection.close()
+    raise AssertionError("unreachable")

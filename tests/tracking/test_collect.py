@@ -361,11 +361,13 @@ def test_get_is_405_json(client, account):
 def test_database_failure_is_503_so_the_beacon_retries(client, account, monkeypatch):
     from django.db import OperationalError
 
-    from tracking import services
+    from tracking import services, sql
 
-    def fail(**kwargs):
+    def fail(*args, **kwargs):
         raise OperationalError("connection lost")
 
+    # Both ways a hit is written: the one-statement paths (PostgreSQL) and the general path.
+    monkeypatch.setattr(sql, "hit_statement", fail)
     monkeypatch.setattr(services, "visitor_get_or_create", fail)
 
     response = post(client, account, impression())

@@ -30,7 +30,9 @@ class Contact(models.Model):
     """A person. Every beacon visitor starts as an anonymous contact (no email) and is merged into the
     known contact when identified, so one contact's history holds everything it did before and after."""
 
-    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="contacts")
+    # Indexed by contact_account_email (account first), like every account foreign key below that a composite index
+    # starts with: a second index on the account alone would only cost every insert.
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="contacts", db_index=False)
     # Stored lowercased: one person, one contact, whatever case an integration sends.
     email = models.EmailField(max_length=254, null=True, blank=True)
     score = models.IntegerField(default=0)
@@ -104,7 +106,7 @@ class ContactListMembership(models.Model):
 class Visitor(models.Model):
     """A browser, known by the first-party id the beacon keeps on the customer's site."""
 
-    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="visitors")
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="visitors", db_index=False)
     uid = models.CharField(max_length=64)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="visitors")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -125,8 +127,8 @@ class Visitor(models.Model):
 class Session(UtmFields):
     """A visit: ends after the account's inactivity timeout, or when the visitor arrives from another campaign."""
 
-    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="sessions")
-    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="sessions")
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="sessions", db_index=False)
+    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="sessions", db_index=False)
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     landing_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
@@ -147,8 +149,8 @@ class Session(UtmFields):
 class Impression(UtmFields):
     """A page view recorded by the beacon (on load and on single-page-app navigation)."""
 
-    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="impressions")
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="impressions")
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="impressions", db_index=False)
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="impressions", db_index=False)
     visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="impressions")
     url = models.CharField(max_length=URL_MAX_LENGTH)
     title = models.CharField(max_length=500, blank=True)
@@ -182,17 +184,30 @@ class EventRecord(UtmFields):
         BEACON = "beacon", "Beacon"
         API = "api", "API"
 
-    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="event_records")
+    account = models.ForeignKey(
+        "paminga.Account", on_delete=models.CASCADE, related_name="event_records", db_index=False
+    )
     custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="records")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="event_records")
-    visitor = models.ForeignKey(Visitor, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records")
-    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="event_records", db_index=False)
+    # The nullable foreign keys are indexed where they are set (see Meta): API events have no visitor or visit, and
+    # few events a marketing source or an attributed impression.
+    visitor = models.ForeignKey(
+        Visitor, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records", db_index=False
+    )
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records", db_index=False
+    )
     source = models.CharField(max_length=8, choices=Source.choices)
     occurred_at = models.DateTimeField()
     page_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     marketing_channel = models.CharField(max_length=32, choices=MarketingChannel.choices, blank=True)
     marketing_source = models.ForeignKey(
-        "custom_events.MarketingSource", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "custom_events.MarketingSource",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     # The source name as sent, kept even when it matches no configured marketing source.
     marketing_source_name = models.CharField(max_length=200, blank=True)
@@ -202,7 +217,12 @@ class EventRecord(UtmFields):
     # A snapshot of the definition's flag when the event fired: editing the definition never rewrites history.
     is_conversion = models.BooleanField(default=False)
     attributed_impression = models.ForeignKey(
-        Impression, null=True, blank=True, on_delete=models.SET_NULL, related_name="attributed_conversions"
+        Impression,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attributed_conversions",
+        db_index=False,
     )
     # The beacon's hit id or the API's idempotency key, namespaced by source: recorded at most once.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
@@ -221,6 +241,17 @@ class EventRecord(UtmFields):
             models.Index(fields=["account", "custom_event", "occurred_at"], name="event_record_event_time"),
             models.Index(fields=["account", "occurred_at"], name="event_record_account_time"),
             models.Index(fields=["contact", "occurred_at"], name="event_record_contact_time"),
+            *(
+                models.Index(
+                    fields=[name], condition=models.Q(**{f"{name}__isnull": False}), name=f"event_record_{name}"
+                )
+                for name in ("visitor", "session", "marketing_source")
+            ),
+            models.Index(
+                fields=["attributed_impression"],
+                condition=models.Q(attributed_impression__isnull=False),
+                name="event_record_attributed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -133,6 +133,21 @@ class Gunicorn:
                 total += int(fields[11]) + int(fields[12])
         return total / os.sysconf("SC_CLK_TCK")
 
+    @staticmethod
+    def database_cpu_seconds() -> float:
+        """CPU time used so far by PostgreSQL's processes (on the same machine, it shares the cores with gunicorn)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            name, fields = text.split("(", 1)[1].rsplit(")", 1)
+            if name.startswith("postgres"):
+                fields = fields.split()
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         """SIGTERM: gunicorn finishes the requests in flight, then exits."""
         if self.process.poll() is None:
@@ -228,6 +243,7 @@ def _combine(runs: list[dict]) -> dict:
     combined = {key: sum(run[key] for run in runs) for key in runs[0] if key not in ("rate", "p50_us", "p99_us")}
     combined["rate"] = combined["requests"] / (combined["duration_us"] / 1e6)
     combined["cpu_ms"] = combined["cpu"] * 1000 / combined["requests"]
+    combined["db_cpu_ms"] = combined["db_cpu"] * 1000 / combined["requests"]
     combined["p50_us"] = statistics.median(run["p50_us"] for run in runs)
     combined["p99_us"] = statistics.median(run["p99_us"] for run in runs)
     return combined
@@ -250,11 +266,13 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
         for pair in range(args.pairs):
             run = f"c{index}p{pair}"
             ids_file = Path(f"/tmp/collect_bench_ids_{os.getpid()}_{run}.txt")
-            cpu = server.cpu_seconds()
+            cpu, db_cpu = server.cpu_seconds(), server.database_cpu_seconds()
             noops.append(wrk(url=noop_url, run=f"n{index}p{pair}", args=args, duration=seconds, ids_file=None))
             noops[-1]["cpu"], cpu = server.cpu_seconds() - cpu, server.cpu_seconds()
+            noops[-1]["db_cpu"], db_cpu = server.database_cpu_seconds() - db_cpu, server.database_cpu_seconds()
             collects.append(wrk(url=collect_url, run=run, args=args, duration=seconds, ids_file=ids_file))
             collects[-1]["cpu"] = server.cpu_seconds() - cpu
+            collects[-1]["db_cpu"] = server.database_cpu_seconds() - db_cpu
             runs.append((run, ids_file))
     finally:
         server.stop()
@@ -269,11 +287,14 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
 def report(row: dict) -> None:
     noop, collect, check = row["noop"], row["collect"], row["check"]
     print(f"\n== gunicorn {row['label']} ==")
-    print(f"{'':<22}{'hits/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}{'non-2xx':>9}{'socket err':>11}")
+    print(
+        f"{'':<22}{'hits/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}{'DB CPU ms':>11}{'non-2xx':>9}"
+        f"{'socket err':>11}"
+    )
     for name, r in (("no-op Django view", noop), ("collect endpoint", collect)):
         print(
             f"{name:<22}{r['rate']:>10.0f}{r['p50_us'] / 1000:>10.2f}{r['p99_us'] / 1000:>10.2f}{r['cpu_ms']:>12.2f}"
-            f"{r['non2xx']:>9}{r['socket_errors']:>11}"
+            f"{r['db_cpu_ms']:>11.2f}{r['non2xx']:>9}{r['socket_errors']:>11}"
         )
     print(
         f"ratio collect / no-op: {collect['rate'] / noop['rate']:.2f} in hits/s (target >= 0.5); "

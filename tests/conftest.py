@@ -1,6 +1,8 @@
 import pytest
 from django.core.cache import cache
 
+from tracking.cache import memo_clear_all
+
 from .browser import browser, page  # noqa: F401 - Playwright fixtures for every test module
 from .factories import AccountFactory, MembershipFactory, UserFactory
 
@@ -19,9 +21,11 @@ def _fast_and_isolated(settings):
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
     cache.clear()
+    memo_clear_all()
     yield
     app.conf.task_always_eager = eager
     cache.clear()
+    memo_clear_all()
 
 
 @pytest.fixture

@@ -5,10 +5,12 @@
     .venv/bin/python bench/collect_bench.py --sweep               # compare gunicorn configurations
     .venv/bin/python bench/collect_bench.py --workers 4 --worker-class sync
 
-One gunicorn serves both endpoints with the same settings and middleware. wrk (bench/collect.lua) drives each with
+One gunicorn serves every endpoint with the same settings and middleware. wrk (bench/collect.lua) drives each with
 realistic hits at 32 connections: many visitors, impressions and custom events mixed, unique hit ids, and a few
 deliberate resends of a hit (as the beacon does after a lost answer). Printed: hits/s (each hit is one impression or
-one custom event), p50 and p99 latency, and the ratio of collect to the no-op view. Then gunicorn is stopped (it
+one custom event), p50 and p99 latency, the CPU per request of the workers and of PostgreSQL, and the ratio of
+collect to the no-op view. For scale, a third view is measured in the same run: the no-op plus one ORM insert of a
+small row, the least any request that records something durably costs. Then gunicorn is stopped (it
 finishes what is in flight) and the database is checked: every hit answered 200 is stored exactly once, and nothing
 is stored that was not sent. Exit status 1 when a hit was lost or duplicated.
 
@@ -257,22 +259,27 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
     )
     collect_url = f"{server.url}/collect/{account.site_key}"
     noop_url = f"{server.url}/bench/noop"
+    insert_url = f"{server.url}/bench/insert/{account.site_key}"
     seconds = max(1, round(args.duration / args.pairs))
-    noops, collects, runs = [], [], []
+    noops, inserts, collects, runs = [], [], [], []
+
+    def measured(url: str, run: str, ids_file: Path | None) -> dict:
+        cpu, db_cpu = server.cpu_seconds(), server.database_cpu_seconds()
+        result = wrk(url=url, run=run, args=args, duration=seconds, ids_file=ids_file)
+        result["cpu"] = server.cpu_seconds() - cpu
+        result["db_cpu"] = server.database_cpu_seconds() - db_cpu
+        return result
+
     try:
-        # Warm both paths (imports, connections, caches) before measuring.
-        wrk(url=noop_url, run=f"w{index}", args=args, duration=2, ids_file=None)
-        wrk(url=collect_url, run=f"w{index}", args=args, duration=2, ids_file=None)
+        # Warm every path (imports, connections, caches) before measuring.
+        for url in (noop_url, insert_url, collect_url):
+            wrk(url=url, run=f"w{index}", args=args, duration=2, ids_file=None)
         for pair in range(args.pairs):
             run = f"c{index}p{pair}"
             ids_file = Path(f"/tmp/collect_bench_ids_{os.getpid()}_{run}.txt")
-            cpu, db_cpu = server.cpu_seconds(), server.database_cpu_seconds()
-            noops.append(wrk(url=noop_url, run=f"n{index}p{pair}", args=args, duration=seconds, ids_file=None))
-            noops[-1]["cpu"], cpu = server.cpu_seconds() - cpu, server.cpu_seconds()
-            noops[-1]["db_cpu"], db_cpu = server.database_cpu_seconds() - db_cpu, server.database_cpu_seconds()
-            collects.append(wrk(url=collect_url, run=run, args=args, duration=seconds, ids_file=ids_file))
-            collects[-1]["cpu"] = server.cpu_seconds() - cpu
-            collects[-1]["db_cpu"] = server.database_cpu_seconds() - db_cpu
+            noops.append(measured(noop_url, f"n{index}p{pair}", None))
+            inserts.append(measured(insert_url, f"i{index}p{pair}", None))
+            collects.append(measured(collect_url, run, ids_file))
             runs.append((run, ids_file))
     finally:
         server.stop()
@@ -281,17 +288,23 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
         checks.append(verify(account=account, run=run, ids_file=ids_file))
         ids_file.unlink(missing_ok=True)
     check = {key: sum(c[key] for c in checks) for key in checks[0]}
-    return {"label": server.label, "noop": _combine(noops), "collect": _combine(collects), "check": check}
+    return {
+        "label": server.label,
+        "noop": _combine(noops),
+        "insert": _combine(inserts),
+        "collect": _combine(collects),
+        "check": check,
+    }
 
 
 def report(row: dict) -> None:
-    noop, collect, check = row["noop"], row["collect"], row["check"]
+    noop, insert, collect, check = row["noop"], row["insert"], row["collect"], row["check"]
     print(f"\n== gunicorn {row['label']} ==")
     print(
         f"{'':<22}{'hits/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}{'DB CPU ms':>11}{'non-2xx':>9}"
         f"{'socket err':>11}"
     )
-    for name, r in (("no-op Django view", noop), ("collect endpoint", collect)):
+    for name, r in (("no-op Django view", noop), ("one ORM insert", insert), ("collect endpoint", collect)):
         print(
             f"{name:<22}{r['rate']:>10.0f}{r['p50_us'] / 1000:>10.2f}{r['p99_us'] / 1000:>10.2f}{r['cpu_ms']:>12.2f}"
             f"{r['db_cpu_ms']:>11.2f}{r['non2xx']:>9}{r['socket_errors']:>11}"
@@ -299,6 +312,10 @@ def report(row: dict) -> None:
     print(
         f"ratio collect / no-op: {collect['rate'] / noop['rate']:.2f} in hits/s (target >= 0.5); "
         f"{noop['cpu_ms'] / collect['cpu_ms']:.2f} in server CPU per request"
+    )
+    print(
+        f"for scale: one ORM insert / no-op {insert['rate'] / noop['rate']:.2f}; collect / one ORM insert "
+        f"{collect['rate'] / insert['rate']:.2f}"
     )
     print(
         f"stored: {check['impressions']} impressions + {check['events']} custom events; "

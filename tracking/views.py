@@ -118,6 +118,20 @@ def bench_noop(request):
     return JsonResponse({"status": "ok"})
 
 
+@csrf_exempt
+def bench_insert(request, site_key: str):
+    """The second reference of bench/collect_bench.py: the no-op view plus one ORM insert of a small row (an event
+    debugger entry), the least a request that records anything costs. 404 unless BENCH_NOOP_VIEW is set."""
+    if not settings.BENCH_NOOP_VIEW:
+        raise Http404
+    account = account_get_by_site_key(site_key=site_key)
+    if account is None:
+        raise Http404
+    request.read(BODY_MAX_BYTES + 1)
+    RejectedHit.objects.create(account=account, reason=Reason.INVALID, message="bench")
+    return JsonResponse({"status": "ok"})
+
+
 def demo(request, subpath: str = ""):
     """A demo website for the demo account (`manage.py seed_demo`) with buttons that fire its custom events through
     the real beacon, and what was recorded."""

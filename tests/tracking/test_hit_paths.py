@@ -207,3 +207,25 @@ def test_a_connection_the_database_dropped_is_replaced_once(client):
 
     assert response.status_code == 200 and response.json()["status"] == "recorded"
     assert Impression.objects.filter(client_id="imp-0000001").count() == 1
+
+
+def test_the_hit_statements_are_prepared_on_the_server_and_django_queries_are_not(account, settings):
+    """Django turns psycopg's prepared statements off unless OPTIONS sets prepare_threshold (paminga/settings.py):
+    without it the hit statements would be parsed and planned again on every hit."""
+    from django.db import connection
+
+    require_services(postgresql=True)
+    settings.TRACKING_ONE_STATEMENT_HITS = True
+    for n in range(3):
+        page = Hit(type="impression", id=f"imp-{n:07d}", visitor="visitor-aaaa", url="https://acme.test/")
+        assert services.hit_record(account=account, hit=page, now=T0 + timedelta(seconds=n)).status == "recorded"
+    for _ in range(10):
+        list(Visitor.objects.filter(account=account).values_list("uid", flat=True))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        prepared = [row[0] for row in cursor.fetchall()]
+
+    assert any(statement.startswith("WITH v AS") for statement in prepared), prepared  # the open-visit path
+    assert any(statement.startswith("WITH ids AS") for statement in prepared), prepared  # the new-visitor path
+    assert not any('"uid"' in statement and statement.startswith("SELECT") for statement in prepared), prepared

@@ -121,8 +121,11 @@ HIT_PATHS = ("open-visit", "new-visitor")
 
 
 def _cast(model: type[Model], attname: str) -> str:
+    """The column's type for CAST(), without a varchar's length: an explicit cast to varchar(n) silently cuts a
+    longer value, where the insert into the column refuses it (values are clipped to their lengths before)."""
     field = next(field for field in model._meta.concrete_fields if field.attname == attname)
-    return field.cast_db_type(connection)
+    db_type = field.cast_db_type(connection)
+    return "varchar" if db_type.startswith("varchar(") else db_type
 
 
 def _insert(model: type[Model], prefix: str, given: dict[str, str], source: str, suffix: str = "") -> str:

@@ -3,8 +3,12 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from ._operations import AddIndexWithoutLocking, drop_indexes
+
 
 class Migration(migrations.Migration):
+    atomic = False  # CONCURRENTLY cannot run in a transaction (see _operations.py)
+
     dependencies = [
         ("custom_events", "0001_initial"),
         ("paminga", "0001_initial"),
@@ -12,40 +16,56 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # Each of these foreign keys is the first column of a composite index (or gets a partial index below), so
+        # The partial indexes that take over from some of the dropped ones are built first, so that no query goes
+        # without an index in between.
+        AddIndexWithoutLocking(
+            model_name="eventrecord",
+            index=models.Index(
+                condition=models.Q(("visitor__isnull", False)), fields=["visitor"], name="event_record_visitor"
+            ),
+        ),
+        AddIndexWithoutLocking(
+            model_name="eventrecord",
+            index=models.Index(
+                condition=models.Q(("session__isnull", False)), fields=["session"], name="event_record_session"
+            ),
+        ),
+        AddIndexWithoutLocking(
+            model_name="eventrecord",
+            index=models.Index(
+                condition=models.Q(("marketing_source__isnull", False)),
+                fields=["marketing_source"],
+                name="event_record_marketing_source",
+            ),
+        ),
+        AddIndexWithoutLocking(
+            model_name="eventrecord",
+            index=models.Index(
+                condition=models.Q(("attributed_impression__isnull", False)),
+                fields=["attributed_impression"],
+                name="event_record_attributed",
+            ),
+        ),
+        # Each of these foreign keys is the first column of a composite index (or has the partial index built above), so
         # its own index only cost every insert. Only the indexes go: the foreign key constraints stay as they are
         # (AlterField would drop and re-add them, re-checking every row of the largest tables).
         migrations.SeparateDatabaseAndState(
             database_operations=[
-                migrations.RunSQL(
+                drop_indexes(
                     [
-                        'DROP INDEX IF EXISTS "tracking_contact_account_id_030592b2"',
-                        'DROP INDEX IF EXISTS "tracking_eventrecord_account_id_bd49fea7"',
-                        'DROP INDEX IF EXISTS "tracking_eventrecord_attributed_impression_id_b452d592"',
-                        'DROP INDEX IF EXISTS "tracking_eventrecord_contact_id_7b9a7a4d"',
-                        'DROP INDEX IF EXISTS "tracking_eventrecord_marketing_source_id_09734701"',
-                        'DROP INDEX IF EXISTS "tracking_eventrecord_session_id_dea3a6a5"',
-                        'DROP INDEX IF EXISTS "tracking_eventrecord_visitor_id_3cfe219d"',
-                        'DROP INDEX IF EXISTS "tracking_impression_account_id_970f5509"',
-                        'DROP INDEX IF EXISTS "tracking_impression_session_id_a1c1683b"',
-                        'DROP INDEX IF EXISTS "tracking_session_account_id_b26edaa6"',
-                        'DROP INDEX IF EXISTS "tracking_session_visitor_id_69a4b277"',
-                        'DROP INDEX IF EXISTS "tracking_visitor_account_id_0c315e50"',
-                    ],
-                    reverse_sql=[
-                        'CREATE INDEX "tracking_contact_account_id_030592b2" ON "tracking_contact" ("account_id")',
-                        'CREATE INDEX "tracking_eventrecord_account_id_bd49fea7" ON "tracking_eventrecord" ("account_id")',
-                        'CREATE INDEX "tracking_eventrecord_attributed_impression_id_b452d592" ON "tracking_eventrecord" ("attributed_impression_id")',
-                        'CREATE INDEX "tracking_eventrecord_contact_id_7b9a7a4d" ON "tracking_eventrecord" ("contact_id")',
-                        'CREATE INDEX "tracking_eventrecord_marketing_source_id_09734701" ON "tracking_eventrecord" ("marketing_source_id")',
-                        'CREATE INDEX "tracking_eventrecord_session_id_dea3a6a5" ON "tracking_eventrecord" ("session_id")',
-                        'CREATE INDEX "tracking_eventrecord_visitor_id_3cfe219d" ON "tracking_eventrecord" ("visitor_id")',
-                        'CREATE INDEX "tracking_impression_account_id_970f5509" ON "tracking_impression" ("account_id")',
-                        'CREATE INDEX "tracking_impression_session_id_a1c1683b" ON "tracking_impression" ("session_id")',
-                        'CREATE INDEX "tracking_session_account_id_b26edaa6" ON "tracking_session" ("account_id")',
-                        'CREATE INDEX "tracking_session_visitor_id_69a4b277" ON "tracking_session" ("visitor_id")',
-                        'CREATE INDEX "tracking_visitor_account_id_0c315e50" ON "tracking_visitor" ("account_id")',
-                    ],
+                        ("tracking_contact_account_id_030592b2", "tracking_contact", "account_id"),
+                        ("tracking_eventrecord_account_id_bd49fea7", "tracking_eventrecord", "account_id"),
+                        ("tracking_eventrecord_attributed_impression_id_b452d592", "tracking_eventrecord", "attributed_impression_id"),
+                        ("tracking_eventrecord_contact_id_7b9a7a4d", "tracking_eventrecord", "contact_id"),
+                        ("tracking_eventrecord_marketing_source_id_09734701", "tracking_eventrecord", "marketing_source_id"),
+                        ("tracking_eventrecord_session_id_dea3a6a5", "tracking_eventrecord", "session_id"),
+                        ("tracking_eventrecord_visitor_id_3cfe219d", "tracking_eventrecord", "visitor_id"),
+                        ("tracking_impression_account_id_970f5509", "tracking_impression", "account_id"),
+                        ("tracking_impression_session_id_a1c1683b", "tracking_impression", "session_id"),
+                        ("tracking_session_account_id_b26edaa6", "tracking_session", "account_id"),
+                        ("tracking_session_visitor_id_69a4b277", "tracking_session", "visitor_id"),
+                        ("tracking_visitor_account_id_0c315e50", "tracking_visitor", "account_id"),
+                    ]
                 ),
             ],
             state_operations=[
@@ -178,33 +198,5 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
-        ),
-        migrations.AddIndex(
-            model_name="eventrecord",
-            index=models.Index(
-                condition=models.Q(("visitor__isnull", False)), fields=["visitor"], name="event_record_visitor"
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="eventrecord",
-            index=models.Index(
-                condition=models.Q(("session__isnull", False)), fields=["session"], name="event_record_session"
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="eventrecord",
-            index=models.Index(
-                condition=models.Q(("marketing_source__isnull", False)),
-                fields=["marketing_source"],
-                name="event_record_marketing_source",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="eventrecord",
-            index=models.Index(
-                condition=models.Q(("attributed_impression__isnull", False)),
-                fields=["attributed_impression"],
-                name="event_record_attributed",
-            ),
         ),
     ]

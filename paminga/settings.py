@@ -75,12 +75,6 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django turns psycopg's prepared statements off (prepare_threshold None) for the sake of connection poolers,
-    # and then even `execute(..., prepare=True)` is not prepared. Django's own cursors bind parameters on the client
-    # and are never prepared whatever this says; with a threshold no query reaches, only the statements that ask for
-    # it are (the hot paths' single statements, which TRACKING_ONE_STATEMENT_HITS=0 turns off behind such a pooler).
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 2**31 - 1)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers (runserver threads, the in-process tasks) wait instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
@@ -211,7 +205,7 @@ CELERY_IMPORTS = ["automations.reports.tasks"]
 TRACKING_DEBUGGER_KEEP = env.int("TRACKING_DEBUGGER_KEEP", default=500)
 # On PostgreSQL, the common beacon hits (a page view or event in an open visit, a new visitor's first hit) are
 # recorded by one server-side prepared statement each (tracking/sql.py). Turn it off behind a connection pooler that
-# cannot keep prepared statements (PgBouncer before 1.21 in transaction mode): every hit then takes the general path.
+# cannot keep prepared statements (PgBouncer before 1.22 in transaction mode): every hit then takes the general path.
 TRACKING_ONE_STATEMENT_HITS = env.bool("TRACKING_ONE_STATEMENT_HITS", default=True)
 TRACKING_DEBUGGER_MAX_PER_MINUTE = env.int("TRACKING_DEBUGGER_MAX_PER_MINUTE", default=60)
 # Signed contact links (?pm_ct=...) stop identifying visitors after this many days.

@@ -17,7 +17,7 @@ from custom_events.models import CustomEvent, MarketingSource, validate_custom_e
 from paminga.models import Account
 
 from . import sql
-from .cache import custom_event_get_cached
+from .cache import custom_event_get_cached, custom_events_cache_clear
 from .channels import channel_derive, utm_from_url
 from .hits import Hit, HitError
 from .links import contact_token_read
@@ -264,7 +264,7 @@ def session_for_hit(
     session = session_current(account=account, visitor=visitor, now=now)
     if session is not None and (not any(utm.values()) or _campaign(utm) == _campaign(session.utm)):
         if now - session.last_seen_at >= SESSION_ACTIVITY_PRECISION:
-            sql.update_row(session, last_seen_at=now)
+            sql.move_forward(session, "last_seen_at", now)
         return session
     session = Session(
         account=account,
@@ -486,6 +486,20 @@ def hit_record(*, account: Account, hit: Hit, now: datetime) -> HitOutcome:
             email = email_normalize(hit.email)
         except ValidationError:
             raise HitError(Reason.INVALID_EMAIL, "identify() needs a valid email address.", status=422) from None
+    try:
+        return _hit_write(account=account, hit=hit, custom_event=custom_event, email=email, occurred_at=occurred_at)
+    except IntegrityError:
+        # A definition deleted while this process still had it cached: the event's foreign key fails. Answer what
+        # the hit would get a moment later, rather than an error the beacon would retry for a day.
+        if custom_event is None or CustomEvent.objects.filter(pk=custom_event.pk).exists():
+            raise
+        custom_events_cache_clear(account=account)
+        raise HitError(Reason.UNKNOWN_EVENT, _unknown_event_message(hit.slug), status=422, slug=hit.slug) from None
+
+
+def _hit_write(
+    *, account: Account, hit: Hit, custom_event: CustomEvent | None, email: str | None, occurred_at: datetime
+) -> HitOutcome:
     token_contact_id = contact_token_read(account=account, token=hit.contact_token) if hit.contact_token else None
     notes: list[tuple[str, str]] = []
     utm = utm_from_url(hit.url)

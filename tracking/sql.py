@@ -10,7 +10,7 @@ send no model signals (this project uses none).
 
 import functools
 
-from django.db import OperationalError, connection, models
+from django.db import OperationalError, connection, models, transaction
 from django.db.models import Model
 
 _sql: dict[tuple, str] = {}
@@ -86,6 +86,26 @@ def update_row(obj: Model, **values) -> None:
         params.append(field.get_db_prep_save(getattr(obj, field.attname), connection))
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, obj.pk])
+
+
+def move_forward(obj: Model, field_name: str, value) -> None:
+    """UPDATE one row's column to `value` unless it already holds a later one (and set it on obj). The condition is
+    on the row itself, so PostgreSQL checks it again after waiting for a concurrent update of the row: a late hit
+    cannot move a visit's last activity back over a newer one."""
+    model = type(obj)
+    field = model._meta.get_field(field_name)
+    key = (model, connection.vendor, "forward", field_name)
+    sql = _sql.get(key)
+    if sql is None:
+        column = _quote(field.column)
+        sql = _sql[key] = (
+            f"UPDATE {_quote(model._meta.db_table)} SET {column} = %s "
+            f"WHERE {_quote(model._meta.pk.column)} = %s AND {column} < %s"
+        )
+    setattr(obj, field.attname, max(value, getattr(obj, field.attname)))
+    prepared = field.get_db_prep_save(value, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [prepared, obj.pk, prepared])
 
 
 def exists(model: type[Model], **filters) -> bool:
@@ -233,8 +253,10 @@ def _hit_sql(path: str, kind: str) -> str:
             f"AND {no_actions})",
             f"ins AS ({_insert(model, 'hit_', _hit_row_given(model), 'v', f' ON CONFLICT DO NOTHING RETURNING {pk}')})",
             # The visit's last activity moves when the hit was recorded, by at least the precision it is kept to.
+            # The condition is on the row itself, so that it is checked again after waiting for a concurrent hit's
+            # update: a late hit does not move the activity back over a newer one.
             f'touch AS (UPDATE {session} SET "last_seen_at" = %(hit_occurred_at)s FROM v WHERE {session}."id" = '
-            "v.session_id AND v.last_seen_at <= %(touch_before)s AND EXISTS (SELECT 1 FROM ins))",
+            f'v.session_id AND {session}."last_seen_at" <= %(touch_before)s AND EXISTS (SELECT 1 FROM ins))',
         ]
     elif path == "new-visitor":
         sequence = "nextval(pg_get_serial_sequence('{}', 'id'))"
@@ -263,7 +285,10 @@ def _hit_sql(path: str, kind: str) -> str:
             + ")",
             f"c AS ({_insert(Contact, 'contact_', {'id': 'v.contact_id'}, 'v')})",
             f"s AS ({_insert(Session, 'session_', {'id': 'v.session_id', 'visitor_id': 'v.visitor_id'}, 'v')})",
-            f"ins AS ({_insert(model, 'hit_', _hit_row_given(model), 'v', f' ON CONFLICT DO NOTHING RETURNING {pk}')})",
+            # Without ON CONFLICT: when the same id is recorded meanwhile (passing the check in `ids` at once), the
+            # unique violation undoes the whole statement, visitor included; hit_statement() then answers "not
+            # applied" and the general path finds the duplicate.
+            f"ins AS ({_insert(model, 'hit_', _hit_row_given(model), 'v', f' RETURNING {pk}')})",
         ]
     else:
         raise ValueError(path)
@@ -275,6 +300,25 @@ def hit_sql(path: str, kind: str) -> str:
     if key not in _sql:
         _sql[key] = _hit_sql(path, kind)
     return _sql[key]
+
+
+# Django keeps psycopg's prepared statements off (prepare_threshold None), and then psycopg neither prepares a query
+# nor counts the ones Django sends (counting would keep their text, values included, on every connection). The
+# threshold is lifted just while a hit statement, which asks to be prepared, runs.
+_PREPARE_WHEN_ASKED = 2**31 - 1
+
+
+def _execute_prepared(query: str, params: dict) -> tuple:
+    import psycopg
+
+    raw = connection.connection
+    previous, raw.prepare_threshold = raw.prepare_threshold, _PREPARE_WHEN_ASKED
+    try:
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(query, params, prepare=True)
+            return cursor.fetchone()
+    finally:
+        raw.prepare_threshold = previous
 
 
 def hit_statement(path: str, kind: str, params: dict) -> tuple[bool, int | None]:
@@ -291,9 +335,18 @@ def hit_statement(path: str, kind: str, params: dict) -> tuple[bool, int | None]
         try:
             with connection.wrap_database_errors:
                 connection.ensure_connection()
-                with psycopg.Cursor(connection.connection) as cursor:
-                    cursor.execute(query, params, prepare=True)
-                    applied, row_id = cursor.fetchone()
+                # Inside a transaction (tests, a caller's atomic block) a failed statement must not abort it.
+                savepoint = transaction.savepoint() if connection.in_atomic_block else None
+                try:
+                    applied, row_id = _execute_prepared(query, params)
+                except psycopg.Error as exc:
+                    if savepoint:
+                        transaction.savepoint_rollback(savepoint)
+                    if path == "new-visitor" and isinstance(exc, psycopg.errors.UniqueViolation):
+                        return False, None  # the hit's id was recorded meanwhile: nothing written
+                    raise
+                if savepoint:
+                    transaction.savepoint_commit(savepoint)
             return applied, row_id
         except OperationalError:
             if attempt == 2 or connection.in_atomic_block:

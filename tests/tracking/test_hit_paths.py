@@ -210,8 +210,8 @@ def test_a_connection_the_database_dropped_is_replaced_once(client):
 
 
 def test_the_hit_statements_are_prepared_on_the_server_and_django_queries_are_not(account, settings):
-    """Django turns psycopg's prepared statements off unless OPTIONS sets prepare_threshold (paminga/settings.py):
-    without it the hit statements would be parsed and planned again on every hit."""
+    """Django turns psycopg's prepared statements off (prepare_threshold None), and then even prepare=True is
+    ignored: the hit statements lift the threshold while they run, and put it back."""
     from django.db import connection
 
     require_services(postgresql=True)
@@ -229,3 +229,4 @@ def test_the_hit_statements_are_prepared_on_the_server_and_django_queries_are_no
     assert any(statement.startswith("WITH v AS") for statement in prepared), prepared  # the open-visit path
     assert any(statement.startswith("WITH ids AS") for statement in prepared), prepared  # the new-visitor path
     assert not any('"uid"' in statement and statement.startswith("SELECT") for statement in prepared), prepared
+    assert connection.connection.prepare_threshold is None  # Django's queries are neither prepared nor counted

@@ -1,0 +1,131 @@
+"""Concurrent hits on PostgreSQL, through both the one-statement paths and the general path.
+
+Each test holds one hit's transaction open (as a slow request would between its writes and its commit) while a
+second hit runs in another thread, then commits the first: the second hit must wait for it where they touch the same
+rows, and then do what it would have done had it come after.
+"""
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connections, transaction
+
+from custom_events.models import CustomEvent
+from tests.automations.services import require_services
+from tests.factories import AccountFactory, CustomEventFactory
+from tracking import services
+from tracking.hits import Hit
+from tracking.models import Contact, EventRecord, Impression, RejectedHit, Session, Visitor
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.parametrize("one_statement", [True, False])]
+
+T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+HOLD_SECONDS = 1.0
+
+
+@pytest.fixture(autouse=True)
+def paths(settings, one_statement):
+    require_services(postgresql=True)
+    settings.TRACKING_ONE_STATEMENT_HITS = one_statement
+
+
+def page(n: int, visitor: str, **extra) -> Hit:
+    return Hit(type="impression", id=f"imp-{n:07d}", visitor=visitor, url="https://acme.test/", **extra)
+
+
+def while_held(first, second) -> tuple:
+    """Runs first() in a transaction that stays open HOLD_SECONDS after it, and second() meanwhile in another
+    thread; returns both results."""
+    results = {}
+    first_done = threading.Event()
+
+    def run_first():
+        try:
+            with transaction.atomic():
+                results["first"] = first()
+                first_done.set()
+                time.sleep(HOLD_SECONDS)
+        finally:
+            first_done.set()
+            connections.close_all()
+
+    def run_second():
+        first_done.wait()
+        try:
+            results["second"] = second()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results.get("first"), results.get("second")
+
+
+def test_a_late_hit_does_not_move_the_visits_last_activity_back():
+    """A page view 10 minutes into a visit, and at the same moment a retried hit that happened at 5 minutes (the
+    beacon's outbox sends it from the next page): the visit's last activity stays at 10 minutes, so the visit lasts
+    30 minutes from there."""
+    account = AccountFactory(domains=["acme.test"])
+    services.hit_record(account=account, hit=page(1, "visitor-aaaa"), now=T0)
+    fresh = T0 + timedelta(minutes=10)
+
+    statuses = while_held(
+        lambda: services.hit_record(account=account, hit=page(2, "visitor-aaaa"), now=fresh).status,
+        lambda: (
+            services.hit_record(
+                account=account, hit=page(3, "visitor-aaaa", age_ms=5 * 60 * 1000, retry=True), now=fresh
+            ).status
+        ),
+    )
+
+    assert statuses == ("recorded", "recorded")
+    assert Session.objects.get(account=account).last_seen_at == fresh
+    services.hit_record(account=account, hit=page(4, "visitor-aaaa"), now=fresh + timedelta(minutes=28))
+    assert Session.objects.filter(account=account).count() == 1
+
+
+def test_a_hit_id_two_new_visitors_send_at_once_is_recorded_once_with_nothing_else():
+    account = AccountFactory(domains=["acme.test"])
+
+    statuses = while_held(
+        lambda: services.hit_record(account=account, hit=page(1, "visitor-aaaa"), now=T0).status,
+        lambda: services.hit_record(account=account, hit=page(1, "visitor-bbbb"), now=T0).status,
+    )
+
+    assert statuses == ("recorded", "duplicate")
+    assert list(Visitor.objects.filter(account=account).values_list("uid", flat=True)) == ["visitor-aaaa"]
+    assert Contact.objects.filter(account=account).count() == 1
+    assert Session.objects.filter(account=account).count() == 1
+    assert Impression.objects.filter(account=account).count() == 1
+
+
+def test_an_event_deleted_while_its_definition_is_cached_answers_unknown_event(client):
+    """Another process deletes the definition: this process still has it in memory, the event's foreign key fails,
+    and the hit gets the answer it would get a moment later (422, not retried) instead of a 503 retried for a day."""
+    account = AccountFactory(domains=["acme.test"])
+    event = CustomEventFactory(account=account, slug="requested-demo")
+
+    def fire(n):
+        hit = {"type": "event", "id": f"evt-{n:07d}", "visitor": "visitor-aaaa", "url": "https://acme.test/"}
+        return client.post(
+            f"/collect/{account.site_key}",
+            data=json.dumps({**hit, "slug": "requested-demo"}),
+            content_type="text/plain;charset=UTF-8",
+            headers={"Origin": "https://acme.test"},
+        )
+
+    assert fire(1).status_code == 200
+    CustomEvent.objects.filter(pk=event.pk).delete()  # not through the service: this process's memo keeps it
+
+    response = fire(2)
+
+    assert response.status_code == 422 and response.json()["code"] == "UNKNOWN_EVENT"
+    assert not EventRecord.objects.filter(account=account).exists()  # the first went with its definition
+    assert RejectedHit.objects.filter(account=account, slug="requested-demo").count() == 1
+    assert fire(3).status_code == 422  # answered from the cache now, without touching the database

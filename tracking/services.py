@@ -245,6 +245,19 @@ def session_current(*, account: Account, visitor: Visitor, now: datetime) -> Ses
     return session
 
 
+def _visitor_lock(visitor: Visitor) -> bool:
+    """Locks the visitor's row until the transaction ends, before a hit starts a visit: a concurrent hit of the same
+    visitor about to start one waits here, then sees this one's. Returns whether the visitor's latest visit changed
+    since it was read (and loads the new one)."""
+    current_id = (
+        Visitor.objects.select_for_update().filter(pk=visitor.pk).values_list("current_session_id", flat=True).get()
+    )
+    if current_id == visitor.current_session_id:
+        return False
+    visitor.current_session = Session.objects.filter(pk=current_id).first() if current_id else None
+    return True
+
+
 def session_for_hit(
     *,
     account: Account,
@@ -261,8 +274,15 @@ def session_for_hit(
     differ from the visit's starts a new one, as analytics tools do, so each campaign gets its own visits.
     """
     utm = {field: _clip((utm or {}).get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS}
+
+    def continued(session: Session | None) -> bool:
+        return session is not None and (not any(utm.values()) or _campaign(utm) == _campaign(session.utm))
+
     session = session_current(account=account, visitor=visitor, now=now)
-    if session is not None and (not any(utm.values()) or _campaign(utm) == _campaign(session.utm)):
+    if not continued(session) and _visitor_lock(visitor):
+        # Another hit of this visitor started a visit meanwhile: this hit may belong to it.
+        session = session_current(account=account, visitor=visitor, now=now)
+    if continued(session):
         if now - session.last_seen_at >= SESSION_ACTIVITY_PRECISION:
             sql.move_forward(session, "last_seen_at", now)
         return session

@@ -129,3 +129,30 @@ def test_an_event_deleted_while_its_definition_is_cached_answers_unknown_event(c
     assert not EventRecord.objects.filter(account=account).exists()  # the first went with its definition
     assert RejectedHit.objects.filter(account=account, slug="requested-demo").count() == 1
     assert fire(3).status_code == 422  # answered from the cache now, without touching the database
+
+
+def test_two_hits_after_a_timeout_start_one_visit():
+    """Both find the visit timed out; the second waits for the first's new visit and continues it."""
+    account = AccountFactory(domains=["acme.test"])
+    services.hit_record(account=account, hit=page(1, "visitor-aaaa"), now=T0)
+    later = T0 + timedelta(minutes=45)
+    landing = Hit(
+        type="impression", id="imp-0000002", visitor="visitor-aaaa", url="https://acme.test/?utm_source=newsletter"
+    )
+
+    statuses = while_held(
+        lambda: services.hit_record(account=account, hit=landing, now=later).status,
+        lambda: (
+            services.hit_record(account=account, hit=page(3, "visitor-aaaa"), now=later + timedelta(seconds=1)).status
+        ),
+    )
+
+    assert statuses == ("recorded", "recorded")
+    visits = list(Session.objects.filter(account=account).order_by("started_at"))
+    assert len(visits) == 2 and visits[1].utm_source == "newsletter"
+    assert set(
+        Impression.objects.filter(account=account, client_id__in=["imp-0000002", "imp-0000003"]).values_list(
+            "session_id", flat=True
+        )
+    ) == {visits[1].pk}
+    assert Visitor.objects.get(account=account).current_session_id == visits[1].pk

@@ -85,36 +85,57 @@ def api_key_create(*, account: Account, name: str, created_by=None) -> tuple[Api
     return api_key, secret
 
 
-# Verified keys are remembered briefly, so that an API request does not pay a database query to authenticate.
-# Revoking clears the entry: at once everywhere with a shared cache (CACHE_URL=redis://..., as in production), and
-# within API_KEY_CACHE_SECONDS in other processes with the per-process default cache.
+# Verified keys are remembered briefly, so that an API request does not pay a database query to authenticate: in the
+# shared cache for API_KEY_CACHE_SECONDS, and in front of it in each process for tracking.cache.MEMO_SECONDS (no cache
+# round trip and no unpickling per request). Revoking clears both in the revoking process and the shared cache; other
+# processes stop accepting the key within MEMO_SECONDS with a shared cache (CACHE_URL=redis://..., as in production),
+# and within API_KEY_CACHE_SECONDS + MEMO_SECONDS with the per-process default cache.
 API_KEY_CACHE_SECONDS = 10
+# A key's last use is written at most this often per process: "last used" is a coarse hint, and a write per request
+# would cost a round trip and a row lock that every concurrent request of the key waits on.
+API_KEY_LAST_USED_PRECISION_SECONDS = 60
 
 
 def _api_key_cache_key(secret_hash: str) -> str:
+    # By hash, not secret: no plain secret is kept in a cache or in memory beyond its request (a SHA-256 of a
+    # 50-character secret costs about a microsecond).
     return f"apikey:{secret_hash}"
 
 
 def api_key_authenticate(*, secret: str) -> ApiKey | None:
     """The active key whose secret this is, or None. Marks when it was last used (at most once a minute)."""
+    from tracking.cache import memo_clear, memo_get, memo_set
+
     parts = (secret or "").strip().split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(secret) > 200:
         return None
     secret_hash = _hash_secret(secret.strip())
     cache_key = _api_key_cache_key(secret_hash)
-    api_key = cache.get(cache_key)
-    from_cache = api_key is not None
-    if not from_cache:
-        api_key = ApiKey.objects.select_related("account").filter(prefix=parts[1], revoked_at__isnull=True).first()
+    api_key, source = memo_get(cache_key), "memo"
+    if api_key is None:
+        api_key, source = cache.get(cache_key), "cache"
+    if api_key is None:
+        api_key, source = (
+            ApiKey.objects.select_related("account").filter(prefix=parts[1], revoked_at__isnull=True).first(),
+            "db",
+        )
         if api_key is None or not hmac.compare_digest(api_key.secret_hash, secret_hash):
             return None
     now = timezone.now()
-    mark_use = api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60
+    last_used_at = api_key.last_used_at
+    mark_use = last_used_at is None or (now - last_used_at).total_seconds() > API_KEY_LAST_USED_PRECISION_SECONDS
     if mark_use:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        # Set first: the other threads of this process share the remembered object and then skip the write.
         api_key.last_used_at = now
-    if mark_use or not from_cache:
+        # The write checks the key again, so a remembered copy is never put back in the cache after a revocation.
+        if not ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(last_used_at=now):
+            memo_clear(cache_key)
+            cache.delete(cache_key)
+            return None
+    if source == "db" or mark_use:
         cache.set(cache_key, api_key, API_KEY_CACHE_SECONDS)
+    if source != "memo" or mark_use:
+        memo_set(cache_key, api_key)
     return api_key
 
 
@@ -122,5 +143,8 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+    from tracking.cache import memo_clear
+
+    memo_clear(_api_key_cache_key(api_key.secret_hash))
     cache.delete(_api_key_cache_key(api_key.secret_hash))
     return api_key

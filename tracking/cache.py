@@ -24,20 +24,21 @@ MEMO_MAX_ENTRIES = 10_000
 _memo: dict[str, tuple[float, object]] = {}
 
 
-def _memo_get(key: str):
+def memo_get(key: str):
+    """What this process remembered under `key` less than MEMO_SECONDS ago, or None."""
     entry = _memo.get(key)
     if entry is not None and entry[0] > time.monotonic():
         return entry[1]
     return None
 
 
-def _memo_set(key: str, value) -> None:
+def memo_set(key: str, value) -> None:
     if len(_memo) >= MEMO_MAX_ENTRIES:
         _memo.clear()
     _memo[key] = (time.monotonic() + MEMO_SECONDS, value)
 
 
-def _memo_clear(key: str) -> None:
+def memo_clear(key: str) -> None:
     _memo.pop(key, None)
 
 
@@ -58,7 +59,7 @@ def account_get_by_site_key(*, site_key: str) -> Account | None:
     if not site_key or len(site_key) > 64:
         return None
     key = _account_key(site_key)
-    account = _memo_get(key)
+    account = memo_get(key)
     if account is not None:
         return account
     account = cache.get(key)
@@ -67,33 +68,33 @@ def account_get_by_site_key(*, site_key: str) -> Account | None:
         if account is not None:
             cache.set(key, account, TTL_SECONDS)
     if account is not None:
-        _memo_set(key, account)
+        memo_set(key, account)
     return account
 
 
 def account_cache_clear(*, account: Account) -> None:
-    _memo_clear(_account_key(account.site_key))
+    memo_clear(_account_key(account.site_key))
     cache.delete(_account_key(account.site_key))
 
 
 def custom_event_get_cached(*, account: Account, slug: str) -> CustomEvent | None:
     key = _events_key(account.pk)
-    events = _memo_get(key)
+    events = memo_get(key)
     if events is not None and slug in events:
         return events[slug]
     events = cache.get(key)
     if events is not None and slug in events:
-        _memo_set(key, events)
+        memo_set(key, events)
         return events[slug]
     event = CustomEvent.objects.filter(account=account, slug=slug).first()
     if event is not None:
         events = dict(events or {})
         events[slug] = event
         cache.set(key, events, TTL_SECONDS)
-        _memo_set(key, events)
+        memo_set(key, events)
     return event
 
 
 def custom_events_cache_clear(*, account: Account) -> None:
-    _memo_clear(_events_key(account.pk))
+    memo_clear(_events_key(account.pk))
     cache.delete(_events_key(account.pk))

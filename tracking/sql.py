@@ -17,13 +17,13 @@ _sql: dict[tuple, str] = {}
 _converters: dict[tuple, list] = {}
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
 def columns(model: type[Model], alias: str) -> str:
     """The model's columns, qualified by `alias`, in the order instance_from_row() expects."""
-    return ", ".join(f"{alias}.{_quote(field.column)}" for field in model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
 
 
 def instance_from_row(model: type[Model], values) -> Model:
@@ -53,9 +53,9 @@ def insert_or_ignore(obj: Model) -> bool:
     sql = _sql.get(key)
     if sql is None:
         sql = _sql[key] = (
-            f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
             f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT DO NOTHING RETURNING {_quote(model._meta.pk.column)}"
+            f"ON CONFLICT DO NOTHING RETURNING {quote(model._meta.pk.column)}"
         )
     params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
     with connection.cursor() as cursor:
@@ -76,9 +76,9 @@ def update_row(obj: Model, **values) -> None:
     key = (model, connection.vendor, tuple(values))
     sql = _sql.get(key)
     if sql is None:
-        assignments = ", ".join(f"{_quote(field.column)} = %s" for field in fields)
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
         sql = _sql[key] = (
-            f"UPDATE {_quote(model._meta.db_table)} SET {assignments} WHERE {_quote(model._meta.pk.column)} = %s"
+            f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
         )
     params = []
     for field, value in zip(fields, values.values(), strict=True):
@@ -97,10 +97,10 @@ def move_forward(obj: Model, field_name: str, value) -> None:
     key = (model, connection.vendor, "forward", field_name)
     sql = _sql.get(key)
     if sql is None:
-        column = _quote(field.column)
+        column = quote(field.column)
         sql = _sql[key] = (
-            f"UPDATE {_quote(model._meta.db_table)} SET {column} = %s "
-            f"WHERE {_quote(model._meta.pk.column)} = %s AND {column} < %s"
+            f"UPDATE {quote(model._meta.db_table)} SET {column} = %s "
+            f"WHERE {quote(model._meta.pk.column)} = %s AND {column} < %s"
         )
     setattr(obj, field.attname, max(value, getattr(obj, field.attname)))
     prepared = field.get_db_prep_save(value, connection)
@@ -114,8 +114,8 @@ def exists(model: type[Model], **filters) -> bool:
     key = (model, connection.vendor, "exists", tuple(filters))
     sql = _sql.get(key)
     if sql is None:
-        conditions = " AND ".join(f"{_quote(field.column)} = %s" for field in fields)
-        sql = _sql[key] = f"SELECT 1 FROM {_quote(model._meta.db_table)} WHERE {conditions} LIMIT 1"
+        conditions = " AND ".join(f"{quote(field.column)} = %s" for field in fields)
+        sql = _sql[key] = f"SELECT 1 FROM {quote(model._meta.db_table)} WHERE {conditions} LIMIT 1"
     params = [field.get_db_prep_value(value, connection) for field, value in zip(fields, filters.values(), strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -140,7 +140,7 @@ def exists(model: type[Model], **filters) -> bool:
 HIT_PATHS = ("open-visit", "new-visitor")
 
 
-def _cast(model: type[Model], attname: str) -> str:
+def cast_type(model: type[Model], attname: str) -> str:
     """The column's type for CAST(), without a varchar's length: an explicit cast to varchar(n) silently cuts a
     longer value, where the insert into the column refuses it (values are clipped to their lengths before)."""
     field = next(field for field in model._meta.concrete_fields if field.attname == attname)
@@ -148,13 +148,13 @@ def _cast(model: type[Model], attname: str) -> str:
     return "varchar" if db_type.startswith("varchar(") else db_type
 
 
-def _insert(model: type[Model], prefix: str, given: dict[str, str], source: str, suffix: str = "") -> str:
+def insert_select(model: type[Model], prefix: str, given: dict[str, str], source: str, suffix: str = "") -> str:
     """INSERT INTO model SELECT ... FROM source: the `given` SQL expressions for some columns, and for every other
     column (but the primary key) the parameter %(<prefix><attname>)s, cast to the column's type."""
     fields = [field for field in model._meta.concrete_fields if field.attname in given or not field.primary_key]
-    values = [given.get(f.attname) or f"CAST(%({prefix}{f.attname})s AS {_cast(model, f.attname)})" for f in fields]
+    values = [given.get(f.attname) or f"CAST(%({prefix}{f.attname})s AS {cast_type(model, f.attname)})" for f in fields]
     return (
-        f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"SELECT {', '.join(values)} FROM {source}{suffix}"
     )
 
@@ -188,7 +188,7 @@ def _row_plan(model: type[Model], prefix: str, given) -> list:
 
 
 def row_params(obj: Model, prefix: str, given=()) -> dict:
-    """The parameters of _insert() for `obj`: each column's value prepared as the ORM saves it (pre_save(), then
+    """The parameters of insert_select() for `obj`: each column's value prepared as the ORM saves it (pre_save(), then
     get_db_prep_save(), skipped where they are known to change nothing: on every hit, they are a large part of the
     CPU the statement costs)."""
     params = {}
@@ -216,10 +216,10 @@ def _hit_row_given(model: type[Model]) -> dict[str, str]:
     return given | {
         "contact_id": "v.contact_id",
         "marketing_channel": "v.channel",
-        **{name: f"v.{_quote(name)}" for name in UTM_FIELDS},  # an event carries its visit's campaign
+        **{name: f"v.{quote(name)}" for name in UTM_FIELDS},  # an event carries its visit's campaign
         # A conversion is attributed to the visit's most recent impression at the event's time.
         "attributed_impression_id": (
-            f'CASE WHEN %(attribute)s THEN (SELECT i."id" FROM {_quote(Impression._meta.db_table)} i '
+            f'CASE WHEN %(attribute)s THEN (SELECT i."id" FROM {quote(Impression._meta.db_table)} i '
             'WHERE i."session_id" = v.session_id AND i."occurred_at" <= %(hit_occurred_at)s '
             'ORDER BY i."occurred_at" DESC, i."id" DESC LIMIT 1) END'
         ),
@@ -232,15 +232,16 @@ def _hit_sql(path: str, kind: str) -> str:
     from .models import UTM_FIELDS, Contact, EventRecord, Impression, Session, Visitor
 
     model = Impression if kind == "impression" else EventRecord
-    pk = _quote(model._meta.pk.column)
-    visitor, session = _quote(Visitor._meta.db_table), _quote(Session._meta.db_table)
+    pk = quote(model._meta.pk.column)
+    returning_pk = f" ON CONFLICT DO NOTHING RETURNING {pk}"
+    visitor, session = quote(Visitor._meta.db_table), quote(Session._meta.db_table)
     # Events with actions take the general path.
     no_actions = (
-        f'NOT EXISTS (SELECT 1 FROM {_quote(Action._meta.db_table)} a WHERE a."custom_event_id" = %(event_id)s)'
+        f'NOT EXISTS (SELECT 1 FROM {quote(Action._meta.db_table)} a WHERE a."custom_event_id" = %(event_id)s)'
         if model is EventRecord
         else "TRUE"
     )
-    utm = ", ".join(f"s.{_quote(name)}" for name in UTM_FIELDS)
+    utm = ", ".join(f"s.{quote(name)}" for name in UTM_FIELDS)
     if path == "open-visit":
         ctes = [
             f'v AS (SELECT v."id" AS visitor_id, v."contact_id", s."id" AS session_id, s."last_seen_at", s."channel", '
@@ -251,7 +252,7 @@ def _hit_sql(path: str, kind: str) -> str:
             # ...and continued by the hit: no UTM parameters, or the visit's own.
             f"AND (NOT %(has_campaign)s OR ({utm}) = ({', '.join(f'%(campaign_{name})s' for name in UTM_FIELDS)})) "
             f"AND {no_actions})",
-            f"ins AS ({_insert(model, 'hit_', _hit_row_given(model), 'v', f' ON CONFLICT DO NOTHING RETURNING {pk}')})",
+            f"ins AS ({insert_select(model, 'hit_', _hit_row_given(model), 'v', returning_pk)})",
             # The visit's last activity moves when the hit was recorded, by at least the precision it is kept to.
             # The condition is on the row itself, so that it is checked again after waiting for a concurrent hit's
             # update: a late hit does not move the activity back over a newer one.
@@ -261,7 +262,8 @@ def _hit_sql(path: str, kind: str) -> str:
     elif path == "new-visitor":
         sequence = "nextval(pg_get_serial_sequence('{}', 'id'))"
         returning = ", ".join(
-            f"CAST(%(session_{name})s AS {_cast(Session, name)}) AS {_quote(name)}" for name in ("channel", *UTM_FIELDS)
+            f"CAST(%(session_{name})s AS {cast_type(Session, name)}) AS {quote(name)}"
+            for name in ("channel", *UTM_FIELDS)
         )
         # A repeated hit id writes nothing (not even the visitor), as the general path rolls its transaction back.
         hit_key = "client_id" if model is Impression else "idempotency_key"
@@ -271,10 +273,10 @@ def _hit_sql(path: str, kind: str) -> str:
             # visitor inserts nothing here, and this hit takes the general path).
             f"ids AS (SELECT {sequence.format(Contact._meta.db_table)} AS contact_id, "
             f"{sequence.format(Session._meta.db_table)} AS session_id WHERE {no_actions} AND NOT EXISTS (SELECT 1 "
-            f'FROM {_quote(model._meta.db_table)} r WHERE r."account_id" = %(account_id)s AND r.{_quote(hit_key)} = '
+            f'FROM {quote(model._meta.db_table)} r WHERE r."account_id" = %(account_id)s AND r.{quote(hit_key)} = '
             f"%(hit_{hit_key})s))",
             "v AS ("
-            + _insert(
+            + insert_select(
                 Visitor,
                 "visitor_",
                 {"contact_id": "ids.contact_id", "current_session_id": "ids.session_id"},
@@ -283,12 +285,12 @@ def _hit_sql(path: str, kind: str) -> str:
                 f"session_id, {returning}",
             )
             + ")",
-            f"c AS ({_insert(Contact, 'contact_', {'id': 'v.contact_id'}, 'v')})",
-            f"s AS ({_insert(Session, 'session_', {'id': 'v.session_id', 'visitor_id': 'v.visitor_id'}, 'v')})",
+            f"c AS ({insert_select(Contact, 'contact_', {'id': 'v.contact_id'}, 'v')})",
+            f"s AS ({insert_select(Session, 'session_', {'id': 'v.session_id', 'visitor_id': 'v.visitor_id'}, 'v')})",
             # Without ON CONFLICT: when the same id is recorded meanwhile (passing the check in `ids` at once), the
             # unique violation undoes the whole statement, visitor included; hit_statement() then answers "not
             # applied" and the general path finds the duplicate.
-            f"ins AS ({_insert(model, 'hit_', _hit_row_given(model), 'v', f' RETURNING {pk}')})",
+            f"ins AS ({insert_select(model, 'hit_', _hit_row_given(model), 'v', f' RETURNING {pk}')})",
         ]
     else:
         raise ValueError(path)
@@ -325,12 +327,25 @@ def hit_statement(path: str, kind: str, params: dict) -> tuple[bool, int | None]
     """Runs the statement of one path ("open-visit" or "new-visitor") for an "impression" or an "event", on
     PostgreSQL. Returns (applied, id): applied is False when the path does not apply, and nothing was written; id is
     None when the hit's id was already recorded (a duplicate)."""
+    # Retrying is safe: the hit's id makes a statement that did commit before the connection broke answer
+    # "duplicate". A new visitor's hit whose id is recorded meanwhile fails on the unique index and writes nothing.
+    row = prepared_statement(hit_sql(path, kind), params, retry=True, none_on_unique_violation=path == "new-visitor")
+    if row is None:
+        return False, None
+    applied, row_id = row
+    return applied, row_id
+
+
+def prepared_statement(query: str, params: dict, *, retry: bool, none_on_unique_violation: bool = False):
+    """Runs one statement, prepared on the server (parsed and planned once per connection), and returns its row (None
+    when it returns none).
+
+    Without Django's per-request health check (a `SELECT 1` round trip before the first query): a connection the
+    database dropped fails here instead. With `retry`, that connection is replaced and the statement sent once more,
+    which only a statement that is safe to repeat may ask for. With `none_on_unique_violation`, a unique violation
+    (the statement lost a race to insert a row) answers None instead of raising: the statement wrote nothing."""
     import psycopg
 
-    query = hit_sql(path, kind)
-    # Without Django's per-request health check (a `SELECT 1` round trip before the first query): a connection the
-    # database dropped fails here instead, and is replaced once. Retrying is safe: the hit's id makes a statement
-    # that did commit before the connection broke answer "duplicate".
     for attempt in (1, 2):
         try:
             with connection.wrap_database_errors:
@@ -338,18 +353,18 @@ def hit_statement(path: str, kind: str, params: dict) -> tuple[bool, int | None]
                 # Inside a transaction (tests, a caller's atomic block) a failed statement must not abort it.
                 savepoint = transaction.savepoint() if connection.in_atomic_block else None
                 try:
-                    applied, row_id = _execute_prepared(query, params)
+                    row = _execute_prepared(query, params)
                 except psycopg.Error as exc:
                     if savepoint:
                         transaction.savepoint_rollback(savepoint)
-                    if path == "new-visitor" and isinstance(exc, psycopg.errors.UniqueViolation):
-                        return False, None  # the hit's id was recorded meanwhile: nothing written
+                    if none_on_unique_violation and isinstance(exc, psycopg.errors.UniqueViolation):
+                        return None
                     raise
                 if savepoint:
                     transaction.savepoint_commit(savepoint)
-            return applied, row_id
+            return row
         except OperationalError:
-            if attempt == 2 or connection.in_atomic_block:
+            if not retry or attempt == 2 or connection.in_atomic_block:
                 raise
             connection.close()
     raise AssertionError("unreachable")

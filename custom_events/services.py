@@ -2,8 +2,9 @@ import math
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from paminga.models import Account
 
@@ -275,10 +276,66 @@ def custom_event_trigger(*, account: Account, request: TriggerRequest):
     identified as the contact and the event is attributed like a beacon hit of that visitor's current session.
     An unknown marketing source name is kept as given (`marketing_source_name`) with no matched source.
     """
+    if (
+        settings.API_ONE_STATEMENT_TRIGGERS
+        and connection.vendor == "postgresql"
+        and not request.visitor_id
+        and not request.idempotency_key
+    ):
+        result = _trigger_in_one_statement(account, request)
+        if result is not None:
+            return result
     (result,) = custom_event_trigger_many(account=account, requests=[request])
     if isinstance(result, ValidationError):
         raise result
     return result
+
+
+def _trigger_in_one_statement(account: Account, request: TriggerRequest):
+    """The common call in one prepared statement (custom_events.sql, PostgreSQL): an event without actions, for a
+    contact found or created by email, with no visitor id and no idempotency key. None when it does not apply:
+    nothing was written, and the general path records it (or refuses it) by the same rules."""
+    from django.utils import timezone
+
+    from tracking.cache import custom_event_get_cached, custom_events_cache_clear
+    from tracking.models import Contact, EventRecord
+    from tracking.services import _event_record_new
+
+    from . import sql
+
+    custom_event = custom_event_get_cached(account=account, slug=request.slug)
+    if custom_event is None:
+        return None  # the general path says why (UNKNOWN_EVENT)
+    now = timezone.now()
+    row = _event_record_new(
+        account=account,
+        custom_event=custom_event,
+        contact=None,
+        source=EventRecord.Source.API,
+        occurred_at=now,
+        page_url=request.page_url,
+        utm=request.utm,
+        marketing_channel=request.marketing_channel,
+        marketing_source_name=request.marketing_source,
+        metadata=request.metadata,
+    )
+    params = sql.trigger_params(
+        event_row=row,
+        contact_row=Contact(account=account, email=request.email, identified_at=now),
+        match_source=bool(request.marketing_source),
+    )
+    try:
+        written = sql.trigger_statement(params)
+    except IntegrityError:
+        # The definition was deleted while a cached copy of it was used (its foreign key fails at commit).
+        custom_events_cache_clear(account=account)
+        return None
+    if written is None:
+        return None
+    row.pk, row.contact_id, row.marketing_source_id, row.marketing_channel = written
+    row._state.adding = False
+    row._state.db = connection.alias
+    return row, True
 
 
 def custom_event_trigger_many(*, account: Account, requests: list):

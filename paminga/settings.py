@@ -207,6 +207,9 @@ TRACKING_DEBUGGER_KEEP = env.int("TRACKING_DEBUGGER_KEEP", default=500)
 # recorded by one server-side prepared statement each (tracking/sql.py). Turn it off behind a connection pooler that
 # cannot keep prepared statements (PgBouncer before 1.22 in transaction mode): every hit then takes the general path.
 TRACKING_ONE_STATEMENT_HITS = env.bool("TRACKING_ONE_STATEMENT_HITS", default=True)
+# The same for the GraphQL API: on PostgreSQL, a triggerCustomEvent call for an event without actions (and without
+# visitor_id or idempotency_key) is recorded by one prepared statement (custom_events/sql.py). Off behind such a pooler.
+API_ONE_STATEMENT_TRIGGERS = env.bool("API_ONE_STATEMENT_TRIGGERS", default=True)
 TRACKING_DEBUGGER_MAX_PER_MINUTE = env.int("TRACKING_DEBUGGER_MAX_PER_MINUTE", default=60)
 # Signed contact links (?pm_ct=...) stop identifying visitors after this many days.
 TRACKING_CONTACT_LINK_MAX_AGE_DAYS = env.int("TRACKING_CONTACT_LINK_MAX_AGE_DAYS", default=180)

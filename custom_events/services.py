@@ -116,6 +116,8 @@ API_MARKETING_SOURCE_MAX_LENGTH = 200
 API_VISITOR_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]+$")
 # Stored idempotency keys are namespaced by source, so an API key can never collide with a beacon hit id.
 API_IDEMPOTENCY_NAMESPACE = "api:"
+# MarketingChannel.values builds a new list on every use.
+_MARKETING_CHANNELS = frozenset(MarketingChannel.values)
 
 
 def _invalid(field: str, message: str, code: str = "invalid", **params) -> ValidationError:
@@ -241,7 +243,7 @@ def custom_event_trigger_clean(
         "utm_content": _text("utm_content", utm_content, UTM_MAX_LENGTH),
     }
     marketing_channel = getattr(marketing_channel, "value", marketing_channel) or ""
-    if marketing_channel and marketing_channel not in MarketingChannel.values:
+    if marketing_channel and marketing_channel not in _MARKETING_CHANNELS:
         raise _invalid("marketing_channel", "marketing_channel is not one of the MarketingChannel values.")
     if idempotency_key is not None:
         idempotency_key = _text("idempotency_key", idempotency_key, API_IDEMPOTENCY_KEY_MAX_LENGTH)

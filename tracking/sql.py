@@ -10,7 +10,7 @@ send no model signals (this project uses none).
 
 import functools
 
-from django.db import OperationalError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, models, transaction
 from django.db.models import Model
 
 _sql: dict[tuple, str] = {}
@@ -192,10 +192,11 @@ def row_params(obj: Model, prefix: str, given=()) -> dict:
     get_db_prep_save(), skipped where they are known to change nothing: on every hit, they are a large part of the
     CPU the statement costs)."""
     params = {}
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: each attribute read through it is a context-local lookup
     for name, field, as_is, auto_now_add in _row_plan(type(obj), prefix, given):
         value = field.pre_save(obj, True) if auto_now_add else getattr(obj, field.attname)
         if value is not None and type(value) not in as_is:
-            value = field.get_db_prep_save(value, connection)
+            value = field.get_db_prep_save(value, db)
         params[name] = value
     return params
 
@@ -310,10 +311,9 @@ def hit_sql(path: str, kind: str) -> str:
 _PREPARE_WHEN_ASKED = 2**31 - 1
 
 
-def _execute_prepared(query: str, params: dict) -> tuple:
+def _execute_prepared(raw, query: str, params: dict) -> tuple:
     import psycopg
 
-    raw = connection.connection
     previous, raw.prepare_threshold = raw.prepare_threshold, _PREPARE_WHEN_ASKED
     try:
         with psycopg.Cursor(raw) as cursor:
@@ -346,14 +346,15 @@ def prepared_statement(query: str, params: dict, *, retry: bool, none_on_unique_
     (the statement lost a race to insert a row) answers None instead of raising: the statement wrote nothing."""
     import psycopg
 
+    db = connections[DEFAULT_DB_ALIAS]
     for attempt in (1, 2):
         try:
-            with connection.wrap_database_errors:
-                connection.ensure_connection()
+            with db.wrap_database_errors:
+                db.ensure_connection()
                 # Inside a transaction (tests, a caller's atomic block) a failed statement must not abort it.
-                savepoint = transaction.savepoint() if connection.in_atomic_block else None
+                savepoint = transaction.savepoint() if db.in_atomic_block else None
                 try:
-                    row = _execute_prepared(query, params)
+                    row = _execute_prepared(db.connection, query, params)
                 except psycopg.Error as exc:
                     if savepoint:
                         transaction.savepoint_rollback(savepoint)
@@ -364,7 +365,7 @@ def prepared_statement(query: str, params: dict, *, retry: bool, none_on_unique_
                     transaction.savepoint_commit(savepoint)
             return row
         except OperationalError:
-            if not retry or attempt == 2 or connection.in_atomic_block:
+            if not retry or attempt == 2 or db.in_atomic_block:
                 raise
-            connection.close()
+            db.close()
     raise AssertionError("unreachable")

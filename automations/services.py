@@ -168,27 +168,41 @@ def action_runs_create(*, event_record: EventRecord) -> list[ActionRun]:
     its event does) and enqueued after commit. Runs for an anonymous contact wait for identification when their
     kind needs a known contact; runs whose condition does not hold are recorded as skipped and never enqueued.
     An event without enabled actions costs one cache lookup and no query."""
-    actions = _enabled_actions(event_record.custom_event_id)
-    if not actions:
-        return []
-    anonymous = event_record.contact.is_anonymous
+    return action_runs_create_many(event_records=[event_record])
+
+
+def action_runs_create_many(*, event_records: list[EventRecord]) -> list[ActionRun]:
+    """action_runs_create() for many recorded events at once (a batch from the API): each event's enabled actions
+    are looked up once per custom event, every run is written with one bulk insert, and the pending ones are
+    enqueued after commit in one callback (none when there is nothing to enqueue)."""
+    actions_by_event: dict[int, list] = {}
     now = timezone.now()
     runs = []
-    for action_id, kind, condition in actions:
-        run = ActionRun(
-            account_id=event_record.account_id,
-            action_id=action_id,
-            custom_event_id=event_record.custom_event_id,
-            event_record=event_record,
-        )
-        kind_cls = kind_get(kind)
-        if not condition_matches(condition, event_record.metadata):
-            run.status = ActionRun.Status.SKIPPED
-            run.result = f"Condition not met: {condition_describe(condition)}"[:RESULT_MAX_CHARS]
-            run.finished_at = now
-        elif anonymous and (kind_cls is None or kind_cls.requires_known_contact):
-            run.status = ActionRun.Status.WAITING
-        runs.append(run)
+    for event_record in event_records:
+        event_id = event_record.custom_event_id
+        if event_id not in actions_by_event:
+            actions_by_event[event_id] = _enabled_actions(event_id)
+        actions = actions_by_event[event_id]
+        if not actions:
+            continue
+        anonymous = event_record.contact.is_anonymous
+        for action_id, kind, condition in actions:
+            run = ActionRun(
+                account_id=event_record.account_id,
+                action_id=action_id,
+                custom_event_id=event_id,
+                event_record=event_record,
+            )
+            kind_cls = kind_get(kind)
+            if not condition_matches(condition, event_record.metadata):
+                run.status = ActionRun.Status.SKIPPED
+                run.result = f"Condition not met: {condition_describe(condition)}"[:RESULT_MAX_CHARS]
+                run.finished_at = now
+            elif anonymous and (kind_cls is None or kind_cls.requires_known_contact):
+                run.status = ActionRun.Status.WAITING
+            runs.append(run)
+    if not runs:
+        return []
     ActionRun.objects.bulk_create(runs)
     pending = [run.pk for run in runs if run.status == ActionRun.Status.PENDING]
     if pending:

@@ -287,7 +287,7 @@ def custom_event_trigger(*, account: Account, request: TriggerRequest):
         result = _trigger_in_one_statement(account, request)
         if result is not None:
             return result
-    (result,) = custom_event_trigger_many(account=account, requests=[request])
+    (result,) = custom_event_trigger_many(account=account, requests=[request], bulk=False)
     if isinstance(result, ValidationError):
         raise result
     return result
@@ -340,7 +340,7 @@ def _trigger_in_one_statement(account: Account, request: TriggerRequest):
     return row, True
 
 
-def custom_event_trigger_many(*, account: Account, requests: list):
+def custom_event_trigger_many(*, account: Account, requests: list, bulk: bool = True):
     """Fires several events in one transaction, each as `custom_event_trigger` would. Returns one result per request,
     in order: (EventRecord, created), or the ValidationError that refused it (a refused request writes nothing and
     does not stop the others). A request already refused by `custom_event_trigger_clean` may be passed as its
@@ -348,6 +348,11 @@ def custom_event_trigger_many(*, account: Account, requests: list):
 
     Everything that can refuse a request is checked before anything is written for it, so a refusal needs no
     savepoint; an unexpected error while writing rolls the whole transaction back.
+
+    With `bulk` (the default), the requests without visitor_id and idempotency_key are written together: their
+    contacts found with one query and the missing ones created with one insert, their events inserted with one
+    statement and their actions' runs with another. The others go one by one, first, through the same path as
+    `bulk=False`, which writes the same rows (a test compares them) and stays the reference.
     """
     from tracking.cache import custom_events_cache_clear
 
@@ -355,9 +360,12 @@ def custom_event_trigger_many(*, account: Account, requests: list):
 
     triggers = [r for r in requests if isinstance(r, TriggerRequest)]
     for attempt in (1, 2):
-        # One query for the contacts of the whole batch (requests with a visitor id identify it instead).
-        contacts = contact_map_by_email(account=account, emails={r.email for r in triggers if not r.visitor_id})
         try:
+            if bulk:
+                with transaction.atomic():
+                    return _trigger_bulk(account, requests)
+            # One query for the contacts of the whole batch (requests with a visitor id identify it instead).
+            contacts = contact_map_by_email(account=account, emails={r.email for r in triggers if not r.visitor_id})
             with transaction.atomic():
                 return [_trigger_one(account, request, contacts) for request in requests]
         except IntegrityError:
@@ -368,6 +376,89 @@ def custom_event_trigger_many(*, account: Account, requests: list):
             if attempt == 2 or all(custom_event_get(account=account, slug=r.slug) for r in triggers):
                 raise
     raise AssertionError("unreachable")
+
+
+def _trigger_bulk(account: Account, requests: list) -> list:
+    from django.utils import timezone
+
+    from automations.services import action_runs_create_many
+    from tracking.models import EventRecord
+    from tracking.services import _event_record_new
+
+    from .selectors import marketing_source_match
+
+    results: list = [None] * len(requests)
+    together: list[tuple[int, TriggerRequest, CustomEvent]] = []
+    one_by_one: list[int] = []
+    for index, request in enumerate(requests):
+        if isinstance(request, ValidationError):
+            results[index] = request
+        elif request.visitor_id or request.idempotency_key:
+            one_by_one.append(index)
+        else:
+            try:
+                custom_event, _ = _trigger_check(account, request)
+            except ValidationError as exc:
+                results[index] = exc
+            else:
+                together.append((index, request, custom_event))
+    # First the requests that identify a visitor or carry a key, as the reference path writes them: the contacts
+    # they create or rename are then found by the others.
+    contacts: dict = {}
+    for index in one_by_one:
+        results[index] = _trigger_one(account, requests[index], contacts)
+    if not together:
+        return results
+    contacts = _contacts_get_or_create(account=account, emails={request.email for _, request, _ in together})
+    # Each marketing source name is matched once per batch.
+    sources: dict[str, MarketingSource | None] = {}
+    for _, request, _ in together:
+        if request.marketing_source and request.marketing_source not in sources:
+            sources[request.marketing_source] = marketing_source_match(account=account, name=request.marketing_source)
+    now = timezone.now()
+    records = [
+        _event_record_new(
+            account=account,
+            custom_event=custom_event,
+            contact=contacts[request.email],
+            source=EventRecord.Source.API,
+            occurred_at=now,
+            page_url=request.page_url,
+            utm=request.utm,
+            marketing_channel=request.marketing_channel,
+            marketing_source=sources.get(request.marketing_source),
+            marketing_source_name=request.marketing_source,
+            metadata=request.metadata,
+        )
+        for _, request, custom_event in together
+    ]
+    EventRecord.objects.bulk_create(records)
+    action_runs_create_many(event_records=records)
+    for (index, _, _), record in zip(together, records, strict=True):
+        results[index] = (record, True)
+    return results
+
+
+def _contacts_get_or_create(*, account: Account, emails: set[str]) -> dict:
+    """{email: Contact} for these (normalized) emails, the missing ones created: one query to find them, and one
+    insert plus one query for those that are new. Created in the order of their emails, so that two batches creating
+    some of the same contacts at the same time take their locks in the same order and cannot deadlock; a contact a
+    concurrent request created first is found rather than created again."""
+    from django.utils import timezone
+
+    from tracking.models import Contact
+
+    from .selectors import contact_map_by_email
+
+    contacts = contact_map_by_email(account=account, emails=emails)
+    missing = sorted(emails - contacts.keys())
+    if missing:
+        now = timezone.now()
+        Contact.objects.bulk_create(
+            [Contact(account=account, email=email, identified_at=now) for email in missing], ignore_conflicts=True
+        )
+        contacts |= contact_map_by_email(account=account, emails=set(missing))
+    return contacts
 
 
 def _trigger_one(account: Account, request, contacts: dict):

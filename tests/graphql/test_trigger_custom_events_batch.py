@@ -71,18 +71,14 @@ def test_an_idempotency_key_repeated_inside_a_batch_records_once(gql, event):
 
 
 def test_a_failure_outside_validation_records_nothing_of_the_batch(gql, event, monkeypatch):
-    import tracking.services
+    import automations.services
 
-    real = tracking.services.event_record
-    calls = []
+    def fails(**kwargs):
+        # After the batch's contacts and events are written, in its transaction.
+        assert EventRecord.objects.count() == 5 and Contact.objects.count() == 5
+        raise RuntimeError("disk full")
 
-    def fails_on_the_third(**kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("disk full")
-        return real(**kwargs)
-
-    monkeypatch.setattr(tracking.services, "event_record", fails_on_the_third)
+    monkeypatch.setattr(automations.services, "action_runs_create_many", fails)
 
     answer = gql(BATCH, {"inputs": [item(n) for n in range(5)]})
 

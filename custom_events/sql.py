@@ -11,7 +11,8 @@ the server, and its columns and types come from the models, through tracking.sql
 
 from django.db import connection
 
-from tracking.sql import cast_type, insert_select, prepared_statement, quote, row_params
+from tracking.models import Contact, EventRecord
+from tracking.sql import cast_type, insert_select, prepared_statement, quote, values_params
 
 _sql: dict[str, str] = {}
 
@@ -26,7 +27,6 @@ _GIVEN = {
 
 def _trigger_sql() -> str:
     from automations.models import Action
-    from tracking.models import Contact, EventRecord
 
     from .models import MarketingSource
 
@@ -68,15 +68,15 @@ def trigger_sql() -> str:
     return _sql[connection.vendor]
 
 
-def trigger_params(*, event_row, contact_row, match_source: bool) -> dict:
-    """The statement's parameters: the unsaved event record (its contact and source left to the statement), the
-    contact to create when there is none, and whether a marketing source name is to be matched."""
+def trigger_params(*, event_values: dict, contact_values: dict, match_source: bool) -> dict:
+    """The statement's parameters: the event record's columns (by attname; its contact and source are left to the
+    statement), the contact's to create when there is none, and whether a marketing source name is to be matched."""
     return {
-        **row_params(event_row, "ev_", _GIVEN),
-        **row_params(contact_row, "contact_"),
-        "ev_marketing_channel": event_row.marketing_channel,
-        "event_id": event_row.custom_event_id,
-        "account_id": event_row.account_id,
+        **values_params(EventRecord, "ev_", event_values, _GIVEN),
+        **values_params(Contact, "contact_", contact_values),
+        "ev_marketing_channel": event_values["marketing_channel"],
+        "event_id": event_values["custom_event_id"],
+        "account_id": event_values["account_id"],
         "match_source": match_source,
     }
 

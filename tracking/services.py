@@ -100,10 +100,28 @@ def _event_record_new(
     account: Account,
     custom_event: CustomEvent,
     contact: Contact | None,
-    source: str,
-    occurred_at: datetime,
     visitor: Visitor | None = None,
     session: Session | None = None,
+    marketing_source: MarketingSource | None = None,
+    **values,
+) -> EventRecord:
+    """The unsaved row of one occurrence: its relations, and its own columns by `_event_record_values`."""
+    return EventRecord(
+        account=account,
+        custom_event=custom_event,
+        contact=contact,
+        visitor=visitor,
+        session=session,
+        marketing_source=marketing_source,
+        **_event_record_values(custom_event=custom_event, marketing_source=marketing_source, **values),
+    )
+
+
+def _event_record_values(
+    *,
+    custom_event: CustomEvent,
+    source: str,
+    occurred_at: datetime,
     page_url: str = "",
     utm: dict | None = None,
     marketing_channel: str = "",
@@ -112,33 +130,28 @@ def _event_record_new(
     metadata=None,
     metadata_dropped_bytes: int | None = None,
     idempotency_key: str | None = None,
-) -> EventRecord:
-    """The unsaved row of one occurrence: the conversion flag snapshotted, metadata kept or dropped, strings clipped."""
+) -> dict:
+    """The values of one occurrence's own columns (not its relations): the conversion flag snapshotted, metadata kept
+    or dropped, strings clipped, the matched source's channel unless one is given."""
     prepared = metadata_prepare(metadata)
     if metadata_dropped_bytes is not None:
         prepared = Metadata(value=None, size=metadata_dropped_bytes, dropped=True)
     utm = utm or {}
     if marketing_source is not None and not marketing_channel:
         marketing_channel = marketing_source.channel
-    return EventRecord(
-        account=account,
-        custom_event=custom_event,
-        contact=contact,
-        visitor=visitor,
-        session=session,
-        source=source,
-        occurred_at=occurred_at,
-        page_url=_clip(page_url, URL_MAX_LENGTH),
-        marketing_channel=marketing_channel or "",
-        marketing_source=marketing_source,
-        marketing_source_name=_clip(marketing_source_name, 200),
-        metadata=prepared.value,
-        metadata_dropped=prepared.dropped,
-        metadata_bytes=prepared.size,
-        is_conversion=custom_event.counts_as_conversion,
-        idempotency_key=idempotency_key or None,
+    return {
+        "source": source,
+        "occurred_at": occurred_at,
+        "page_url": _clip(page_url, URL_MAX_LENGTH),
+        "marketing_channel": marketing_channel or "",
+        "marketing_source_name": _clip(marketing_source_name, 200),
+        "metadata": prepared.value,
+        "metadata_dropped": prepared.dropped,
+        "metadata_bytes": prepared.size,
+        "is_conversion": custom_event.counts_as_conversion,
+        "idempotency_key": idempotency_key or None,
         **{field: _clip(utm.get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
-    )
+    }
 
 
 def event_record(

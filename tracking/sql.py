@@ -9,6 +9,7 @@ send no model signals (this project uses none).
 """
 
 import functools
+from types import SimpleNamespace
 
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, models, transaction
 from django.db.models import Model
@@ -195,6 +196,27 @@ def row_params(obj: Model, prefix: str, given=()) -> dict:
     db = connections[DEFAULT_DB_ALIAS]  # not the proxy: each attribute read through it is a context-local lookup
     for name, field, as_is, auto_now_add in _row_plan(type(obj), prefix, given):
         value = field.pre_save(obj, True) if auto_now_add else getattr(obj, field.attname)
+        if value is not None and type(value) not in as_is:
+            value = field.get_db_prep_save(value, db)
+        params[name] = value
+    return params
+
+
+def values_params(model: type[Model], prefix: str, values: dict, given=()) -> dict:
+    """row_params() for a row given as {attname: value} instead of a model instance, where building the instance
+    would cost more than the statement's parameters: a column not in `values` takes its field's default, an
+    auto_now_add column the time now, as a save would (and that time is set in `values`, as a save sets it on the
+    instance)."""
+    params = {}
+    db = connections[DEFAULT_DB_ALIAS]
+    for name, field, as_is, auto_now_add in _row_plan(model, prefix, given):
+        if auto_now_add:
+            stamped = SimpleNamespace()
+            value = values[field.attname] = field.pre_save(stamped, True)
+        elif field.attname in values:
+            value = values[field.attname]
+        else:
+            value = field.get_default()
         if value is not None and type(value) not in as_is:
             value = field.get_db_prep_save(value, db)
         params[name] = value

@@ -334,10 +334,11 @@ def _trigger_in_one_statement(account: Account, request: TriggerRequest):
         return None
     if written is None:
         return None
-    record_id, values["contact_id"], values["marketing_source_id"], values["marketing_channel"] = written
-    record = EventRecord(id=record_id, **values)
-    record._state.adding = False
-    record._state.db = connection.alias
+    values["id"], values["contact_id"], values["marketing_source_id"], values["marketing_channel"] = written
+    # As the ORM builds a row it read (positional values: much cheaper than keyword arguments).
+    record = EventRecord.from_db(
+        connection.alias, None, [values.get(f.attname) for f in EventRecord._meta.concrete_fields]
+    )
     return record, True
 
 

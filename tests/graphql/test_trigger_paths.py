@@ -243,3 +243,21 @@ def test_the_statement_is_prepared_on_the_server(account, settings):
 
     assert any(statement.startswith("WITH ok AS") for statement in prepared), prepared
     assert EventRecord.objects.filter(account=account).count() == 3
+
+
+def test_the_statement_returns_the_record_it_wrote(account, settings):
+    require_services(postgresql=True)
+    settings.API_ONE_STATEMENT_TRIGGERS = True
+    event = CustomEventFactory(account=account, slug="requested-demo")
+    source = MarketingSourceFactory(account=account, name="Partner", channel="REFERRAL")
+    request = services.custom_event_trigger_clean(
+        slug="requested-demo", email="ada@example.com", marketing_source="partner", metadata={"a": 1}
+    )
+
+    record, created = services.custom_event_trigger(account=account, request=request)
+
+    stored = EventRecord.objects.get()
+    assert created and not record._state.adding
+    fields = [f.attname for f in EventRecord._meta.concrete_fields]
+    assert [getattr(record, name) for name in fields] == [getattr(stored, name) for name in fields]
+    assert (record.custom_event, record.contact.email, record.marketing_source) == (event, "ada@example.com", source)

@@ -385,7 +385,6 @@ def _trigger_bulk(account: Account, requests: list) -> list:
 
     from automations.services import action_runs_create_many
     from tracking.models import EventRecord
-    from tracking.services import _event_record_new
 
     from .selectors import marketing_source_match
 
@@ -418,27 +417,62 @@ def _trigger_bulk(account: Account, requests: list) -> list:
         if request.marketing_source and request.marketing_source not in sources:
             sources[request.marketing_source] = marketing_source_match(account=account, name=request.marketing_source)
     now = timezone.now()
-    records = [
-        _event_record_new(
-            account=account,
-            custom_event=custom_event,
-            contact=contacts[request.email],
-            source=EventRecord.Source.API,
-            occurred_at=now,
-            page_url=request.page_url,
-            utm=request.utm,
-            marketing_channel=request.marketing_channel,
-            marketing_source=sources.get(request.marketing_source),
-            marketing_source_name=request.marketing_source,
-            metadata=request.metadata,
-        )
-        for _, request, custom_event in together
-    ]
-    EventRecord.objects.bulk_create(records)
+    records = _event_records_insert(
+        [
+            (
+                custom_event,
+                contacts[request.email],
+                sources.get(request.marketing_source),
+                {
+                    "source": EventRecord.Source.API,
+                    "occurred_at": now,
+                    "page_url": request.page_url,
+                    "utm": request.utm,
+                    "marketing_channel": request.marketing_channel,
+                    "marketing_source_name": request.marketing_source,
+                    "metadata": request.metadata,
+                },
+            )
+            for _, request, custom_event in together
+        ]
+    )
     action_runs_create_many(event_records=records)
     for (index, _, _), record in zip(together, records, strict=True):
         results[index] = (record, True)
     return results
+
+
+def _event_records_insert(events: list[tuple]) -> list:
+    """Inserts the event records of a batch, each given as (custom_event, contact, marketing_source or None, its own
+    values for tracking.services._event_record_values), and returns them saved, in order. On PostgreSQL their column
+    values go to tracking.sql.insert_rows() (one statement, no model instance to prepare per row); elsewhere through
+    QuerySet.bulk_create(), which builds the same rows from instances."""
+    from tracking.models import EventRecord
+    from tracking.services import _event_record_new, _event_record_values
+    from tracking.sql import insert_rows
+
+    if connection.vendor != "postgresql":
+        records = [
+            _event_record_new(
+                account=event.account, custom_event=event, contact=contact, marketing_source=source, **own
+            )
+            for event, contact, source, own in events
+        ]
+        return EventRecord.objects.bulk_create(records)
+    rows = []
+    for event, contact, source, own in events:
+        values = _event_record_values(custom_event=event, marketing_source=source, **own)
+        values["account_id"], values["custom_event_id"], values["contact_id"] = event.account_id, event.pk, contact.pk
+        values["marketing_source_id"] = source.pk if source is not None else None
+        rows.append(values)
+    fields = EventRecord._meta.concrete_fields
+    records = []
+    for row, record_id, (_, contact, _, _) in zip(rows, insert_rows(EventRecord, rows), events, strict=True):
+        row["id"] = record_id
+        record = EventRecord.from_db(connection.alias, None, [row.get(f.attname) for f in fields])
+        record.contact = contact  # the runs of its actions read it (is the contact anonymous?)
+        records.append(record)
+    return records
 
 
 def _contacts_get_or_create(*, account: Account, emails: set[str]) -> dict:

@@ -207,20 +207,47 @@ def values_params(model: type[Model], prefix: str, values: dict, given=()) -> di
     would cost more than the statement's parameters: a column not in `values` takes its field's default, an
     auto_now_add column the time now, as a save would (and that time is set in `values`, as a save sets it on the
     instance)."""
-    params = {}
     db = connections[DEFAULT_DB_ALIAS]
-    for name, field, as_is, auto_now_add in _row_plan(model, prefix, given):
-        if auto_now_add:
-            stamped = SimpleNamespace()
-            value = values[field.attname] = field.pre_save(stamped, True)
-        elif field.attname in values:
-            value = values[field.attname]
-        else:
-            value = field.get_default()
-        if value is not None and type(value) not in as_is:
-            value = field.get_db_prep_save(value, db)
-        params[name] = value
-    return params
+    return {
+        name: _prepared(field, as_is, auto_now_add, values, db)
+        for name, field, as_is, auto_now_add in _row_plan(model, prefix, given)
+    }
+
+
+def _prepared(field, as_is: tuple, auto_now_add: bool, values: dict, db):
+    if auto_now_add:
+        value = values[field.attname] = field.pre_save(SimpleNamespace(), True)
+    elif field.attname in values:
+        value = values[field.attname]
+    else:
+        value = field.get_default()
+    if value is not None and type(value) not in as_is:
+        value = field.get_db_prep_save(value, db)
+    return value
+
+
+def insert_rows(model: type[Model], rows: list[dict]) -> list[int]:
+    """Inserts rows given as {attname: value} with one statement and returns their ids, in order (PostgreSQL).
+
+    Each value is prepared as values_params() prepares it, and the rows are sent as one array per column, unnest()ed:
+    what QuerySet.bulk_create() sends on PostgreSQL too, without building a model instance per row and preparing each
+    of its values through the SQL compiler (most of a batch's CPU)."""
+    plan = _row_plan(model, "", ())
+    key = (model, "insert_rows", connection.vendor)
+    query = _sql.get(key)
+    if query is None:
+        arrays = ", ".join(f"CAST(%s AS {cast_type(model, field.attname)}[])" for _, field, _, _ in plan)
+        query = _sql[key] = (
+            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for _, f, _, _ in plan)}) "
+            f"SELECT * FROM unnest({arrays}) RETURNING {quote(model._meta.pk.column)}"
+        )
+    db = connections[DEFAULT_DB_ALIAS]
+    columns = [
+        [_prepared(field, as_is, auto_now_add, row, db) for row in rows] for _, field, as_is, auto_now_add in plan
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(query, columns)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def hit_row_params(row: Model) -> dict:

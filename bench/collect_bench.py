@@ -251,6 +251,22 @@ def _combine(runs: list[dict]) -> dict:
     return combined
 
 
+def analyze() -> None:
+    """Updates the planner's statistics of the tables hits write, as autovacuum does once they have grown (it may be
+    off on a test machine). The benchmark starts from empty tables; a statement planned for an empty table keeps
+    scanning it whole as it grows. ANALYZE also makes the server's connections plan their prepared statements again."""
+    from django.db import close_old_connections, connection
+
+    from tracking.models import Contact, EventRecord, Impression, Session, Visitor
+
+    close_old_connections()
+    tables = ", ".join(
+        connection.ops.quote_name(m._meta.db_table) for m in (Contact, Visitor, Session, Impression, EventRecord)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
+
+
 def measure(args, account, *, worker_class: str, workers: int, threads: int, index: int) -> dict:
     """Warm up, then alternate no-op and collect runs (--pairs of them), so that both endpoints see the same
     machine: on a shared machine the load of other processes drifts within a minute."""
@@ -274,6 +290,7 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
         # Warm every path (imports, connections, caches) before measuring.
         for url in (noop_url, insert_url, collect_url):
             wrk(url=url, run=f"w{index}", args=args, duration=2, ids_file=None)
+        analyze()
         for pair in range(args.pairs):
             run = f"c{index}p{pair}"
             ids_file = Path(f"/tmp/collect_bench_ids_{os.getpid()}_{run}.txt")

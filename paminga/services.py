@@ -129,8 +129,8 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
         api_key.last_used_at = now
         # The write checks the key again, so a remembered copy is never put back in the cache after a revocation.
         if not ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(last_used_at=now):
-            memo_clear(cache_key)
             cache.delete(cache_key)
+            memo_clear(cache_key)
             return None
     if source == "db" or mark_use:
         cache.set(cache_key, api_key, API_KEY_CACHE_SECONDS)
@@ -145,6 +145,6 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
         api_key.save(update_fields=["revoked_at"])
     from tracking.cache import memo_clear
 
-    memo_clear(_api_key_cache_key(api_key.secret_hash))
     cache.delete(_api_key_cache_key(api_key.secret_hash))
+    memo_clear(_api_key_cache_key(api_key.secret_hash))
     return api_key

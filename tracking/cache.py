@@ -73,8 +73,8 @@ def account_get_by_site_key(*, site_key: str) -> Account | None:
 
 
 def account_cache_clear(*, account: Account) -> None:
-    memo_clear(_account_key(account.site_key))
     cache.delete(_account_key(account.site_key))
+    memo_clear(_account_key(account.site_key))
 
 
 def custom_event_get_cached(*, account: Account, slug: str) -> CustomEvent | None:
@@ -96,5 +96,5 @@ def custom_event_get_cached(*, account: Account, slug: str) -> CustomEvent | Non
 
 
 def custom_events_cache_clear(*, account: Account) -> None:
-    memo_clear(_events_key(account.pk))
     cache.delete(_events_key(account.pk))
+    memo_clear(_events_key(account.pk))

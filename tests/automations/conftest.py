@@ -1,6 +1,6 @@
 import pytest
 
-from automations import services
+from automations import services, tasks
 from tests.factories import ContactFactory, CustomEventFactory
 from tracking.services import event_record
 
@@ -58,3 +58,11 @@ def httpserver_listen_address():
             if probe.connect_ex(("127.0.0.1", port)) != 0:
                 return ("127.0.0.1", port)
     raise RuntimeError("No free port in 8340-8359 for the test webhook server")
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Task ids published, instead of running them."""
+    published: list[int] = []
+    monkeypatch.setattr(tasks.action_run_task, "delay", lambda run_id: published.append(run_id))
+    return published

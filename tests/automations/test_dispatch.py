@@ -5,7 +5,6 @@ import pytest
 from django.core import mail
 from django.db import IntegrityError, transaction
 
-from automations import tasks
 from automations.cache import event_actions_version, event_has_no_actions_remember
 from automations.models import ActionRun
 from automations.services import action_create, action_delete, action_runs_create, action_runs_resume, action_update
@@ -14,14 +13,6 @@ from tracking.models import Contact, EventRecord
 from tracking.services import contact_identify, event_record
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Task ids published, instead of running them."""
-    published: list[int] = []
-    monkeypatch.setattr(tasks.action_run_task, "delay", lambda run_id: published.append(run_id))
-    return published
 
 
 def test_one_pending_run_per_enabled_action_enqueued_after_commit(

@@ -4,19 +4,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from automations import tasks
 from automations.models import ActionRun
 from automations.services import action_runs_create_many
 from tests.factories import ActionFactory, ContactFactory, CustomEventFactory, EventRecordFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    published: list[int] = []
-    monkeypatch.setattr(tasks.action_run_task, "delay", lambda run_id: published.append(run_id))
-    return published
 
 
 def test_the_runs_of_many_events_are_one_insert_and_one_enqueue_after_commit(

@@ -335,11 +335,17 @@ def _trigger_in_one_statement(account: Account, request: TriggerRequest):
     if written is None:
         return None
     values["id"], values["contact_id"], values["marketing_source_id"], values["marketing_channel"] = written
-    # As the ORM builds a row it read (positional values: much cheaper than keyword arguments).
-    record = EventRecord.from_db(
+    return _event_record_from_values(values), True
+
+
+def _event_record_from_values(values: dict):
+    """The saved EventRecord of these column values (by attname), built as the ORM builds a row it read: positional
+    values, much cheaper than keyword arguments."""
+    from tracking.models import EventRecord
+
+    return EventRecord.from_db(
         connection.alias, None, [values.get(f.attname) for f in EventRecord._meta.concrete_fields]
     )
-    return record, True
 
 
 def custom_event_trigger_many(*, account: Account, requests: list, bulk: bool = True):
@@ -465,11 +471,10 @@ def _event_records_insert(events: list[tuple]) -> list:
         values["account_id"], values["custom_event_id"], values["contact_id"] = event.account_id, event.pk, contact.pk
         values["marketing_source_id"] = source.pk if source is not None else None
         rows.append(values)
-    fields = EventRecord._meta.concrete_fields
     records = []
     for row, record_id, (_, contact, _, _) in zip(rows, insert_rows(EventRecord, rows), events, strict=True):
         row["id"] = record_id
-        record = EventRecord.from_db(connection.alias, None, [row.get(f.attname) for f in fields])
+        record = _event_record_from_values(row)
         record.contact = contact  # the runs of its actions read it (is the contact anonymous?)
         records.append(record)
     return records

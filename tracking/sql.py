@@ -283,7 +283,7 @@ def _hit_sql(path: str, kind: str) -> str:
 
     model = Impression if kind == "impression" else EventRecord
     pk = quote(model._meta.pk.column)
-    returning_pk = f" ON CONFLICT DO NOTHING RETURNING {pk}"
+    ignore_duplicate = f" ON CONFLICT DO NOTHING RETURNING {pk}"  # the open-visit insert; see new-visitor's
     visitor, session = quote(Visitor._meta.db_table), quote(Session._meta.db_table)
     # Events with actions take the general path.
     no_actions = (
@@ -302,7 +302,7 @@ def _hit_sql(path: str, kind: str) -> str:
             # ...and continued by the hit: no UTM parameters, or the visit's own.
             f"AND (NOT %(has_campaign)s OR ({utm}) = ({', '.join(f'%(campaign_{name})s' for name in UTM_FIELDS)})) "
             f"AND {no_actions})",
-            f"ins AS ({insert_select(model, 'hit_', _hit_row_given(model), 'v', returning_pk)})",
+            f"ins AS ({insert_select(model, 'hit_', _hit_row_given(model), 'v', ignore_duplicate)})",
             # The visit's last activity moves when the hit was recorded, by at least the precision it is kept to.
             # The condition is on the row itself, so that it is checked again after waiting for a concurrent hit's
             # update: a late hit does not move the activity back over a newer one.
@@ -379,10 +379,7 @@ def hit_statement(path: str, kind: str, params: dict) -> tuple[bool, int | None]
     # Retrying is safe: the hit's id makes a statement that did commit before the connection broke answer
     # "duplicate". A new visitor's hit whose id is recorded meanwhile fails on the unique index and writes nothing.
     row = prepared_statement(hit_sql(path, kind), params, retry=True, none_on_unique_violation=path == "new-visitor")
-    if row is None:
-        return False, None
-    applied, row_id = row
-    return applied, row_id
+    return (False, None) if row is None else tuple(row)
 
 
 def prepared_statement(query: str, params: dict, *, retry: bool, none_on_unique_violation: bool = False):

@@ -20,6 +20,7 @@ from django.utils import timezone
 from automations.models import ActionRun
 from custom_events import services
 from tests.factories import AccountFactory, ActionFactory, ContactFactory, CustomEventFactory, MarketingSourceFactory
+from tests.graphql.utils import event_record_row
 from tracking.models import UTM_FIELDS, Contact, EventRecord, Visitor
 
 pytestmark = pytest.mark.django_db
@@ -78,35 +79,13 @@ def fire(account, *, bulk: bool) -> list:
 
 
 def snapshot(account) -> dict:
-    def event_row(e):
-        return (
-            e.custom_event.slug,
-            e.contact.email,
-            e.visitor.uid if e.visitor else None,
-            e.session_id is not None,
-            e.source,
-            e.occurred_at,
-            e.created_at,
-            e.page_url,
-            e.marketing_channel,
-            e.marketing_source.name if e.marketing_source else None,
-            e.marketing_source_name,
-            json.dumps(e.metadata, sort_keys=True),
-            e.metadata_dropped,
-            e.metadata_bytes,
-            e.is_conversion,
-            e.attributed_impression_id,
-            e.idempotency_key,
-            *(getattr(e, name) for name in UTM_FIELDS),
-        )
-
     return {
         "contacts": sorted(
             (c.email or "", c.score, json.dumps(c.fields), c.created_at, c.identified_at)
             for c in Contact.objects.filter(account=account)
         ),
         "visitors": sorted((v.uid, v.contact.email) for v in Visitor.objects.filter(account=account)),
-        "events": sorted((event_row(e) for e in EventRecord.objects.filter(account=account)), key=repr),
+        "events": sorted((event_record_row(e) for e in EventRecord.objects.filter(account=account)), key=repr),
         "runs": sorted(
             (r.action.kind, r.event_record.contact.email, json.dumps(r.event_record.metadata), r.status, r.result)
             for r in ActionRun.objects.filter(account=account)

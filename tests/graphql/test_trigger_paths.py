@@ -25,6 +25,7 @@ from tests.factories import (
     CustomEventFactory,
     MarketingSourceFactory,
 )
+from tests.graphql.utils import event_record_row
 from tracking.models import UTM_FIELDS, Contact, EventRecord
 
 pytestmark = pytest.mark.django_db
@@ -81,29 +82,7 @@ def snapshot(account) -> dict:
             (c.email, c.score, c.fields, c.created_at, c.identified_at)
             for c in Contact.objects.filter(account=account).order_by("pk")
         ],
-        "events": [
-            (
-                e.custom_event.slug,
-                e.contact.email,
-                e.visitor_id,
-                e.session_id,
-                e.source,
-                e.occurred_at,
-                e.created_at,
-                e.page_url,
-                e.marketing_channel,
-                e.marketing_source.name if e.marketing_source else None,
-                e.marketing_source_name,
-                e.metadata,
-                e.metadata_dropped,
-                e.metadata_bytes,
-                e.is_conversion,
-                e.attributed_impression_id,
-                e.idempotency_key,
-                *(getattr(e, name) for name in UTM_FIELDS),
-            )
-            for e in EventRecord.objects.filter(account=account).order_by("pk")
-        ],
+        "events": [event_record_row(e) for e in EventRecord.objects.filter(account=account).order_by("pk")],
         "runs": [
             (r.action.kind, r.event_record.contact.email, r.status) for r in ActionRun.objects.filter(account=account)
         ],

@@ -27,3 +27,30 @@ def error_of(answer: dict) -> dict:
     """The extensions of the only error of an answer."""
     assert len(answer.get("errors", [])) == 1, answer
     return answer["errors"][0]["extensions"]
+
+
+def event_record_row(e) -> tuple:
+    """Everything an event record holds, with database ids replaced by what they stand for: two paths that record
+    the same events give the same rows."""
+    from tracking.models import UTM_FIELDS
+
+    return (
+        e.custom_event.slug,
+        e.contact.email,
+        e.visitor.uid if e.visitor else None,
+        e.session_id is not None,
+        e.source,
+        e.occurred_at,
+        e.created_at,
+        e.page_url,
+        e.marketing_channel,
+        e.marketing_source.name if e.marketing_source else None,
+        e.marketing_source_name,
+        json.dumps(e.metadata, sort_keys=True),
+        e.metadata_dropped,
+        e.metadata_bytes,
+        e.is_conversion,
+        e.attributed_impression_id,
+        e.idempotency_key,
+        *(getattr(e, name) for name in UTM_FIELDS),
+    )

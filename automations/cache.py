@@ -11,12 +11,15 @@ production) a change is seen at once by every process; with the per-process defa
 another process can miss a newly added action.
 """
 
+import logging
 import secrets
 
 from django.core.cache import cache
 from django.db import transaction
 
-from tracking.cache import TTL_SECONDS
+from tracking.cache import TTL_SECONDS, cache_delete, cache_get_many, cache_set
+
+logger = logging.getLogger(__name__)
 
 
 def _keys(custom_event_id: int) -> tuple[str, str]:
@@ -26,13 +29,13 @@ def _keys(custom_event_id: int) -> tuple[str, str]:
 def event_actions_version(*, custom_event_id: int) -> tuple[bool, int]:
     """(whether the event is known to have no enabled actions, the current version). One cache round trip."""
     flag_key, version_key = _keys(custom_event_id)
-    values = cache.get_many([flag_key, version_key])
+    values = cache_get_many([flag_key, version_key])  # unreachable: nothing known, the database answers
     version = values.get(version_key, 0)
     return values.get(flag_key) == version, version
 
 
 def event_has_no_actions_remember(*, custom_event_id: int, version: int) -> None:
-    cache.set(_keys(custom_event_id)[0], version, TTL_SECONDS)
+    cache_set(_keys(custom_event_id)[0], version, TTL_SECONDS)
 
 
 def actions_cache_clear(*, custom_event_id: int) -> None:
@@ -47,5 +50,7 @@ def _bump(custom_event_id: int) -> None:
     try:
         cache.incr(version_key)
     except ValueError:  # never bumped, or evicted: start from a version no stored entry carries
-        cache.set(version_key, secrets.randbelow(2**31) + 1, None)
-    cache.delete(flag_key)
+        cache_set(version_key, secrets.randbelow(2**31) + 1, None)
+    except Exception:  # noqa: BLE001 - unreachable: an entry written before the outage lapses with its TTL
+        logger.warning("Could not invalidate the actions cache of event %s", custom_event_id, exc_info=True)
+    cache_delete(flag_key)

@@ -68,8 +68,8 @@ def main() -> None:
     from custom_events.services import custom_event_create
     from paminga.models import Account
     from paminga.services import account_create
+    from tracking.ingest import event_record
     from tracking.models import Contact
-    from tracking.services import event_record
 
     if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL:
         raise SystemExit("Run with DATABASE_URL=postgres://... and REDIS_URL=redis://... (see the docstring).")

@@ -7,8 +7,11 @@ the one error shape (`extensions: {code, field}`) with a code from CustomEventEr
 
 import graphene
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from paminga.graphql_core import JSON, ApiError, account_from_info, api_error_from_validation
+from tracking.capture import Unavailable, api_event_check, capture
+from tracking.items import ApiItem
 
 from . import selectors, services
 from .models import SLUG_MAX_LENGTH
@@ -26,6 +29,7 @@ class CustomEventErrorCode(graphene.Enum):
     INVALID_EMAIL = "INVALID_EMAIL"
     METADATA_TOO_LARGE = "METADATA_TOO_LARGE"
     INVALID_INPUT = "INVALID_INPUT"
+    UNAVAILABLE = "UNAVAILABLE"
 
     @property
     def description(self):
@@ -36,6 +40,8 @@ class CustomEventErrorCode(graphene.Enum):
             "METADATA_TOO_LARGE": "The metadata is over 4,096 bytes once serialized as JSON. Unlike the beacon, "
             "which drops such metadata and records the event, the API refuses the event so the caller can fix it.",
             "INVALID_INPUT": "Another input is invalid (too long, malformed, not allowed); `field` names it.",
+            "UNAVAILABLE": "The event could not be accepted right now (HTTP 503 with Retry-After; nothing was "
+            "recorded): retry after that many seconds, with the same idempotency_key.",
         }[self.name]
 
 
@@ -105,6 +111,30 @@ def _clean(item):
         return services.custom_event_trigger_clean(**dict(item))
     except ValidationError as exc:
         return exc
+
+
+def _trigger(info, events: list) -> list[ValidationError | None]:
+    """Hands the valid events to capture (queued, or recorded at once) and returns, per input, None when it was
+    accepted or the ValidationError that refused it. A refused input writes nothing and stops nothing."""
+    account = account_from_info(info)
+    results: list[ValidationError | None] = [event if isinstance(event, ValidationError) else None for event in events]
+    now = timezone.now()
+    accepted = []
+    for index, event in enumerate(events):
+        if results[index] is None:
+            results[index] = api_event_check(account=account, event=event)
+            if results[index] is None:
+                accepted.append((index, ApiItem(account_id=account.pk, received_at=now, event=event)))
+    try:
+        outcomes = capture(account=account, items=[item for _, item in accepted])
+    except Unavailable as exc:
+        # The view answers 503 with this Retry-After; the caller retries the whole request.
+        info.context.retry_after = exc.retry_after
+        raise ApiError(exc.message, code=CustomEventErrorCode.UNAVAILABLE) from None
+    for (index, _), outcome in zip(accepted, outcomes, strict=True):
+        if outcome.status == "refused":
+            results[index] = outcome.error
+    return results
 
 
 class CustomEventError(graphene.ObjectType):
@@ -256,36 +286,32 @@ class CustomEventsMutation(graphene.ObjectType):
     )
 
     def resolve_trigger_custom_event(root, info, input):
-        account = account_from_info(info)
-        try:
-            services.custom_event_trigger(account=account, request=services.custom_event_trigger_clean(**dict(input)))
-        except ValidationError as exc:
-            raise _api_error(exc) from None
+        (outcome,) = _trigger(info, [_clean(input)])
+        if outcome is not None:
+            raise _api_error(outcome) from None
         return True
 
     def resolve_trigger_custom_events(root, info, inputs):
-        account = account_from_info(info)
         if len(inputs) > TRIGGER_BATCH_MAX:
+            account_from_info(info)
             raise ApiError(
                 f"At most {TRIGGER_BATCH_MAX} events per request (got {len(inputs)}); nothing was recorded.",
                 code=CustomEventErrorCode.INVALID_INPUT,
                 field="inputs",
             )
-        # One transaction and one commit for the whole batch; a refused input writes nothing and stops nothing.
-        outcomes = services.custom_event_trigger_many(account=account, requests=[_clean(item) for item in inputs])
         results = []
-        for index, outcome in enumerate(outcomes):
-            if isinstance(outcome, ValidationError):
-                error = _api_error(outcome)
-                results.append(
-                    TriggerCustomEventResult(
-                        index=index,
-                        ok=False,
-                        error=CustomEventError(code=error.code, message=error.message, field=error.field),
-                    )
-                )
-            else:
+        for index, outcome in enumerate(_trigger(info, [_clean(item) for item in inputs])):
+            if outcome is None:
                 results.append(TriggerCustomEventResult(index=index, ok=True, error=None))
+                continue
+            error = _api_error(outcome)
+            results.append(
+                TriggerCustomEventResult(
+                    index=index,
+                    ok=False,
+                    error=CustomEventError(code=error.code, message=error.message, field=error.field),
+                )
+            )
         return results
 
     def resolve_create_custom_event(root, info, input):

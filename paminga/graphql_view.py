@@ -137,8 +137,9 @@ class PamingaGraphQLView(GraphQLView):
         # graphene-django's dispatch sets a CSRF cookie on every answer, for GraphiQL's forms. A program with an API
         # key has no use for it: its requests skip that wrapper (and the Set-Cookie and Vary headers it adds).
         dispatch = super().dispatch if request.api_key is None else GraphQLView.dispatch.__wrapped__.__get__(self)
+        request.retry_after = None
         try:
-            return dispatch(request, *args, **kwargs)
+            response = dispatch(request, *args, **kwargs)
         except RecursionError:
             # JSON nested deeper than the interpreter can decode: a malformed request, not a server error.
             return _invalid_request("The request body is nested too deeply.", status=400)
@@ -148,6 +149,12 @@ class PamingaGraphQLView(GraphQLView):
                 "request.",
                 status=413,
             )
+        if request.retry_after is not None:
+            # Capture could neither queue nor record the events (tracking.capture.Unavailable): an HTTP client or a
+            # proxy then knows to retry, and when.
+            response.status_code = 503
+            response["Retry-After"] = str(request.retry_after)
+        return response
 
     @staticmethod
     def format_error(error):

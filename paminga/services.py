@@ -3,8 +3,7 @@ import hmac
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from .models import Account, ApiKey, Membership, new_webhook_secret
@@ -104,7 +103,7 @@ def _api_key_cache_key(secret_hash: str) -> str:
 
 def api_key_authenticate(*, secret: str) -> ApiKey | None:
     """The active key whose secret this is, or None. Marks when it was last used (at most once a minute)."""
-    from tracking.cache import memo_clear, memo_get, memo_set
+    from tracking.cache import cache_delete, cache_get, cache_set, memo_clear, memo_get, memo_set
 
     parts = (secret or "").strip().split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(secret) > 200:
@@ -113,7 +112,7 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
     cache_key = _api_key_cache_key(secret_hash)
     api_key, source = memo_get(cache_key), "memo"
     if api_key is None:
-        api_key, source = cache.get(cache_key), "cache"
+        api_key, source = cache_get(cache_key), "cache"
     if api_key is None:
         api_key, source = (
             ApiKey.objects.select_related("account").filter(prefix=parts[1], revoked_at__isnull=True).first(),
@@ -128,12 +127,21 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
         # Set first: the other threads of this process share the remembered object and then skip the write.
         api_key.last_used_at = now
         # The write checks the key again, so a remembered copy is never put back in the cache after a revocation.
-        if not ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(last_used_at=now):
-            cache.delete(cache_key)
+        try:
+            still_active = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(last_used_at=now)
+        except DatabaseError:
+            # The database cannot be reached: a key read from the cache or memory stays good while it is there,
+            # so that events keep being queued (its last use is written next time).
+            if source == "db":
+                raise
+            api_key.last_used_at = last_used_at
+            return api_key
+        if not still_active:
+            cache_delete(cache_key)
             memo_clear(cache_key)
             return None
     if source == "db" or mark_use:
-        cache.set(cache_key, api_key, API_KEY_CACHE_SECONDS)
+        cache_set(cache_key, api_key, API_KEY_CACHE_SECONDS)
     if source != "memo" or mark_use:
         memo_set(cache_key, api_key)
     return api_key
@@ -143,8 +151,8 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-    from tracking.cache import memo_clear
+    from tracking.cache import cache_delete, memo_clear
 
-    cache.delete(_api_key_cache_key(api_key.secret_hash))
+    cache_delete(_api_key_cache_key(api_key.secret_hash))
     memo_clear(_api_key_cache_key(api_key.secret_hash))
     return api_key

@@ -203,15 +203,29 @@ CELERY_IMPORTS = ["automations.reports.tasks"]
 # Tracking (docs/tracking.md). The event debugger keeps at most this many entries per account, and writes at most
 # this many per account and minute, so a flood of bad hits cannot fill the database.
 TRACKING_DEBUGGER_KEEP = env.int("TRACKING_DEBUGGER_KEEP", default=500)
-# On PostgreSQL, the common beacon hits (a page view or event in an open visit, a new visitor's first hit) are
-# recorded by one server-side prepared statement each (tracking/sql.py). Turn it off behind a connection pooler that
-# cannot keep prepared statements (PgBouncer before 1.22 in transaction mode): every hit then takes the general path.
-TRACKING_ONE_STATEMENT_HITS = env.bool("TRACKING_ONE_STATEMENT_HITS", default=True)
-# The same for the GraphQL API: on PostgreSQL, a triggerCustomEvent call for an event without actions (and without
-# visitor_id or idempotency_key) is recorded by one prepared statement (custom_events/sql.py). Off behind such a pooler.
-API_ONE_STATEMENT_TRIGGERS = env.bool("API_ONE_STATEMENT_TRIGGERS", default=True)
 TRACKING_DEBUGGER_MAX_PER_MINUTE = env.int("TRACKING_DEBUGGER_MAX_PER_MINUTE", default=60)
 # Signed contact links (?pm_ct=...) stop identifying visitors after this many days.
 TRACKING_CONTACT_LINK_MAX_AGE_DAYS = env.int("TRACKING_CONTACT_LINK_MAX_AGE_DAYS", default=180)
 # bench/collect_bench.py's baseline view at /bench/noop; off (404) unless set.
 BENCH_NOOP_VIEW = env.bool("BENCH_NOOP_VIEW", default=False)
+
+# Ingestion (docs/tracking.md, "The write path"). With INGEST_QUEUE_URL set (a Redis URL, a plain server or any node of
+# a Redis Cluster), capture appends every accepted hit and API event to a Redis Stream and answers at once;
+# `manage.py ingest` records them in batches. Unset, capture records each item inline with the same ingester.
+INGEST_QUEUE_URL = env("INGEST_QUEUE_URL", default="")
+# Streams the queue is split into, by a hash of the visitor (or contact): the unit of order and of scale-out (one
+# consumer reads a shard at a time). Change it only with the queue drained.
+INGEST_SHARDS = env.int("INGEST_SHARDS", default=8)
+# Above this many waiting items capture answers 503 with Retry-After instead of filling Redis's memory.
+INGEST_QUEUE_MAX_DEPTH = env.int("INGEST_QUEUE_MAX_DEPTH", default=2_000_000)
+# A request waits this long for the queue before ingesting inline; after a failure, this process ingests inline for
+# INGEST_QUEUE_RETRY_SECONDS before it tries the queue again.
+INGEST_QUEUE_TIMEOUT_SECONDS = env.float("INGEST_QUEUE_TIMEOUT_SECONDS", default=0.5)
+INGEST_QUEUE_RETRY_SECONDS = env.float("INGEST_QUEUE_RETRY_SECONDS", default=2.0)
+# What the 503 answers tell the beacon and API clients to wait.
+INGEST_RETRY_AFTER_SECONDS = env.int("INGEST_RETRY_AFTER_SECONDS", default=5)
+# The ingester's batches: up to this many items, or what arrived within this many milliseconds.
+INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=500)
+INGEST_BATCH_WAIT_MS = env.int("INGEST_BATCH_WAIT_MS", default=100)
+# A consumer holds its shards for this long between renewals; a stopped consumer's shards move after it.
+INGEST_LEASE_SECONDS = env.float("INGEST_LEASE_SECONDS", default=10.0)

@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -106,8 +106,18 @@ def _forbidden(request, message: str):
 
 
 def healthz(request):
-    """Liveness for load balancers and docker-compose."""
-    return HttpResponse("ok", content_type="text/plain")
+    """Liveness for load balancers and docker-compose: always 200 while the process serves. With the ingest queue
+    on, it also reports the ingestion lag (items waiting, age of the oldest in seconds) as JSON, or that the queue
+    cannot be reached, in which case capture records inline."""
+    from tracking import queue
+
+    if not queue.queue_enabled():
+        return HttpResponse("ok", content_type="text/plain")
+    try:
+        ingest = queue.queue_lag()
+    except Exception:  # noqa: BLE001 - whatever the queue's client raises, liveness answers
+        ingest = {"queue": "unreachable"}
+    return JsonResponse({"status": "ok", "ingest": ingest})
 
 
 def _int(value) -> int:

@@ -16,8 +16,10 @@ from paminga.accounts import account_required
 
 from . import selectors, services
 from .cache import account_get_by_site_key
+from .capture import Unavailable, capture, hit_check
 from .cors import origin_allowed
 from .hits import BODY_MAX_BYTES, HitError, hit_parse
+from .items import HitItem
 from .links import CONTACT_PARAM
 from .models import RejectedHit
 
@@ -37,9 +39,17 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 @require_GET
 @gzip_page
 def beacon(request, site_key: str):
-    """The tracking script for one account, rendered from tracking/beacon.js (a Django template)."""
-    account = account_get_by_site_key(site_key=site_key)
-    if account is None:
+    """The tracking script for one account, rendered from tracking/beacon.js (a Django template).
+
+    The script needs nothing of the account but its site key, so when the database cannot be reached to check the key
+    the script is served anyway, briefly cached: a page load must not lose its hits because a backing service is
+    down (collect checks the key again when the hits arrive)."""
+    checked = True
+    try:
+        account = account_get_by_site_key(site_key=site_key)
+    except DatabaseError:
+        account, checked = None, False
+    if checked and account is None:
         response = HttpResponse(
             "/* Paminga: unknown site key. Copy the install snippet from Settings → Account. */\n",
             content_type="text/javascript; charset=utf-8",
@@ -50,8 +60,8 @@ def beacon(request, site_key: str):
     body = render_to_string(
         "tracking/beacon.js",
         {
-            "site_key": account.site_key,
-            "collect_url": request.build_absolute_uri(f"/collect/{account.site_key}"),
+            "site_key": site_key,
+            "collect_url": request.build_absolute_uri(f"/collect/{site_key}"),
             "contact_param": CONTACT_PARAM,
             "metadata_max_bytes": services.METADATA_MAX_BYTES,
         },
@@ -61,26 +71,46 @@ def beacon(request, site_key: str):
         body, content_type="text/javascript; charset=utf-8"
     )
     response["ETag"] = etag
-    patch_cache_control(response, public=True, max_age=BEACON_CACHE_SECONDS, stale_while_revalidate=86400)
+    max_age = BEACON_CACHE_SECONDS if checked else 60
+    patch_cache_control(response, public=True, max_age=max_age, stale_while_revalidate=86400)
+    return response
+
+
+def _debugger_note(**entry) -> None:
+    """An event debugger entry for a refused hit; a database that cannot be reached costs the entry, not the answer."""
+    try:
+        services.rejected_hit_record(**entry)
+    except DatabaseError:
+        logger.warning("Could not write an event debugger entry for account %s", entry["account"].pk)
+
+
+def _unavailable(exc: Unavailable) -> JsonResponse:
+    response = _error(503, "UNAVAILABLE", exc.message)
+    response["Retry-After"] = str(exc.retry_after)
     return response
 
 
 @csrf_exempt
 def collect(request, site_key: str):
-    """Receives one beacon hit (text/plain JSON), records it durably, then answers.
+    """Receives one beacon hit (text/plain JSON), checks it, and hands it to capture: queued durably, or recorded at
+    once when no queue is configured. Then answers.
 
-    200 {"status": "recorded" | "duplicate" | "identified", "id": <hit id>}. 4xx: refused, with {code, message}; the
-    beacon does not retry those. 503: try again later (the beacon retries with backoff).
+    202 {"status": "accepted", "id": <hit id>} once queued; 200 {"status": "recorded" | "duplicate" | "identified",
+    "id": ...} when recorded inline. 4xx: refused, with {code, message}; the beacon does not retry those. 503 with
+    Retry-After: try again later (the beacon retries with backoff).
     """
     if request.method != "POST":
         return _error(405, "METHOD_NOT_ALLOWED", "Send hits with POST.")
-    account = account_get_by_site_key(site_key=site_key)
+    try:
+        account = account_get_by_site_key(site_key=site_key)
+    except DatabaseError:
+        return _unavailable(Unavailable(settings.INGEST_RETRY_AFTER_SECONDS))
     if account is None:
         return _error(404, "UNKNOWN_SITE", "No account has this site key; copy the install snippet again.")
     origin = request.headers.get("Origin")
     if origin and not origin_allowed(account=account, origin=origin):
         message = f"Hits from {origin[:200]} are refused: add its host name to the account's domains."
-        services.rejected_hit_record(account=account, reason=Reason.FORBIDDEN_ORIGIN, message=message)
+        _debugger_note(account=account, reason=Reason.FORBIDDEN_ORIGIN, message=message)
         response = _error(403, Reason.FORBIDDEN_ORIGIN, message)
         # This refusal, and only it, may be read by the foreign page: the beacon then stops instead of retrying a
         # hit it cannot read the answer to for a day. The answer holds nothing but the refusal.
@@ -91,9 +121,14 @@ def collect(request, site_key: str):
     raw = request.read(BODY_MAX_BYTES + 1)
     try:
         hit = hit_parse(raw)
-        outcome = services.hit_record(account=account, hit=hit, now=timezone.now())
+        hit_check(account=account, hit=hit)
+        (outcome,) = capture(
+            account=account, items=[HitItem(account_id=account.pk, received_at=timezone.now(), hit=hit)]
+        )
+        if outcome.status == "refused":
+            raise outcome.error
     except HitError as exc:
-        services.rejected_hit_record(
+        _debugger_note(
             account=account,
             reason=exc.code,
             message=exc.message,
@@ -101,11 +136,10 @@ def collect(request, site_key: str):
             excerpt=raw[:300].decode("utf-8", "replace"),
         )
         return _error(exc.status, exc.code, exc.message)
-    except DatabaseError:
-        logger.exception("Could not record a beacon hit for account %s", account.pk)
-        return _error(503, "UNAVAILABLE", "The hit could not be recorded right now; retry later.")
+    except Unavailable as exc:
+        return _unavailable(exc)
     # The id tells the sender which hit this answers (the benchmark checks every accepted hit against the database).
-    return JsonResponse({"status": outcome.status, "id": hit.id})
+    return JsonResponse({"status": outcome.status, "id": hit.id}, status=202 if outcome.status == "accepted" else 200)
 
 
 @csrf_exempt

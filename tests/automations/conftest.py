@@ -2,7 +2,7 @@ import pytest
 
 from automations import services, tasks
 from tests.factories import ContactFactory, CustomEventFactory
-from tracking.services import event_record
+from tracking.ingest import event_record
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def anonymous_contact(account):
 
 @pytest.fixture
 def fire(django_capture_on_commit_callbacks):
-    """Records an event through tracking.services.event_record, the one write path, and runs on-commit work."""
+    """Records an event through tracking.ingest.event_record, the ingester's writer, and runs on-commit work."""
 
     def fire(custom_event, contact, metadata=None, **kwargs):
         with django_capture_on_commit_callbacks(execute=True):

@@ -6,7 +6,7 @@ from django.db import transaction
 from pytest_django.live_server_helper import LiveServer
 
 from tests.factories import ContactFactory, CustomEventFactory, MembershipFactory, UserFactory
-from tracking.services import event_record
+from tracking.ingest import event_record
 
 pytestmark = [pytest.mark.browser]
 

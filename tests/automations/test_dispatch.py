@@ -9,8 +9,9 @@ from automations.cache import event_actions_version, event_has_no_actions_rememb
 from automations.models import ActionRun
 from automations.services import action_create, action_delete, action_runs_create, action_runs_resume, action_update
 from tests.factories import ActionFactory, ActionRunFactory, ContactFactory, EventRecordFactory, VisitorFactory
+from tracking.ingest import event_record
 from tracking.models import Contact, EventRecord
-from tracking.services import contact_identify, event_record
+from tracking.services import contact_identify
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,9 @@ from paminga.celery import app
 from paminga.services import api_key_create
 from tests.automations.services import celery_use_broker, closed_port, require_services
 from tests.factories import ActionFactory, ContactFactory, CustomEventFactory, VisitorFactory
+from tracking.ingest import event_record
 from tracking.models import Contact, ContactTag, Visitor
-from tracking.services import contact_identify, event_record
+from tracking.services import contact_identify
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

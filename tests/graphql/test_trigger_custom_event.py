@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-import tracking.services
 from automations.models import ActionRun
 from custom_events.models import MarketingChannel
 from tests.factories import ActionFactory, ContactFactory, CustomEventFactory, MarketingSourceFactory
@@ -346,14 +345,14 @@ def test_without_a_valid_key_the_mutation_is_unauthenticated_and_records_nothing
     assert (EventRecord.objects.count(), Contact.objects.count()) == (0, 0)
 
 
-def test_one_transaction_a_failure_after_the_contact_is_created_leaves_nothing(gql, event, monkeypatch, settings):
-    # The general path's transaction (the one-statement path is a single statement, atomic by itself).
-    settings.API_ONE_STATEMENT_TRIGGERS = False
+def test_one_transaction_a_failure_after_the_contact_is_created_leaves_nothing(gql, event, monkeypatch):
+    import automations.services
 
-    def broken_event_record(**kwargs):
+    # The batch's last write, after its contact and event rows: a failure there leaves none of them.
+    def broken_action_runs(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(tracking.services, "event_record", broken_event_record)
+    monkeypatch.setattr(automations.services, "action_runs_create_many", broken_action_runs)
 
     answer = trigger(gql, email="new-person@example.com")
 
@@ -396,9 +395,12 @@ def test_a_refused_event_enqueues_no_action(gql, event, django_capture_on_commit
 
 @pytest.mark.django_db(transaction=True)
 def test_a_definition_deleted_while_cached_elsewhere_is_unknown_not_an_error(gql, account, monkeypatch):
-    # Another process still holds the definition in its cache after it was deleted: the foreign key fails when the
-    # transaction commits, and the caller gets UNKNOWN_EVENT as it would a moment later.
+    # Another process still holds the definition in its cache after it was deleted: capture accepts the event and
+    # the ingester's insert fails on the foreign key; the batch is tried again with the cache cleared, and the caller
+    # gets UNKNOWN_EVENT as it would a moment later.
     import tracking.cache
+    import tracking.capture
+    import tracking.ingest
 
     event = CustomEventFactory(account=account, slug="short-lived")
     stale = CustomEventFactory.build(account=account, slug="short-lived", pk=event.pk)
@@ -408,12 +410,14 @@ def test_a_definition_deleted_while_cached_elsewhere_is_unknown_not_an_error(gql
 
     def stale_then_real(*, account, slug):
         calls.append(slug)
-        return stale if len(calls) == 1 else real(account=account, slug=slug)
+        return stale if len(calls) <= 2 else real(account=account, slug=slug)
 
-    monkeypatch.setattr(tracking.cache, "custom_event_get_cached", stale_then_real)
+    monkeypatch.setattr(tracking.capture, "custom_event_get_cached", stale_then_real)
+    monkeypatch.setattr(tracking.ingest, "custom_event_get_cached", stale_then_real)
 
     answer = gql('mutation { triggerCustomEvent(input: {slug: "short-lived", email: "late@example.com"}) }')
 
     assert error_of(answer) == {"code": "UNKNOWN_EVENT", "field": "slug"}
     assert (EventRecord.objects.count(), Contact.objects.count()) == (0, 0)
-    assert calls == ["short-lived", "short-lived"]
+    # Capture's check, the ingester's first attempt (stale), its second (from the database).
+    assert calls == ["short-lived", "short-lived", "short-lived"]

@@ -1,4 +1,5 @@
-"""Session and attribution rules, with the clock under the test's control (hits carry an explicit time)."""
+"""Visit and attribution rules, with the clock under the test's control: each hit is handed to the ingester with an
+explicit arrival time, one batch per hit (test_ingest_batches.py checks that batching changes nothing)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -7,17 +8,9 @@ import pytest
 from custom_events.services import custom_event_update
 from tests.factories import CustomEventFactory
 from tracking.hits import Hit
-from tracking.models import EventRecord, Impression, Session
-from tracking.services import (
-    HIT_CLOCK_TOLERANCE,
-    event_record,
-    hit_occurred_at,
-    hit_record,
-    impression_record,
-    session_current,
-    session_for_hit,
-    visitor_get_or_create,
-)
+from tracking.ingest import HIT_CLOCK_TOLERANCE, hit_occurred_at, ingest
+from tracking.items import HitItem
+from tracking.models import EventRecord, Impression, Session, Visitor
 
 pytestmark = pytest.mark.django_db
 
@@ -28,16 +21,21 @@ def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
 
 
+def send(account, *, at: datetime, **fields) -> None:
+    (outcome,) = ingest([HitItem(account_id=account.pk, received_at=at, hit=Hit(**fields))])
+    assert outcome.status == "recorded", outcome
+
+
 def page_view(account, *, at: datetime, url: str, uid: str = "visitor-0001") -> Impression:
-    hit = Hit(type="impression", id=f"imp-{at.timestamp():.0f}-{url[-8:]}".replace("/", "_"), visitor=uid, url=url)
-    hit_record(account=account, hit=hit, now=at)
-    return Impression.objects.get(client_id=hit.id)
+    hit_id = f"imp-{at.timestamp():.0f}-{url[-8:]}".replace("/", "_").replace("?", "_").replace("=", "_")
+    send(account, at=at, type="impression", id=hit_id[:64], visitor=uid, url=url)
+    return Impression.objects.get(client_id=hit_id[:64])
 
 
 def fire(account, slug: str, *, at: datetime, uid: str = "visitor-0001", hit_id: str | None = None) -> EventRecord:
-    hit = Hit(type="event", id=hit_id or f"evt-{at.timestamp():.0f}", visitor=uid, url="https://acme.test/x", slug=slug)
-    hit_record(account=account, hit=hit, now=at)
-    return EventRecord.objects.get(idempotency_key=f"beacon:{hit.id}")
+    hit_id = hit_id or f"evt-{at.timestamp():.0f}"
+    send(account, at=at, type="event", id=hit_id, visitor=uid, url="https://acme.test/x", slug=slug)
+    return EventRecord.objects.get(idempotency_key=f"beacon:{hit_id}")
 
 
 @pytest.fixture
@@ -134,37 +132,22 @@ def test_conversion_flag_is_a_snapshot(account, conversion):
 
 def test_impression_after_the_event_time_is_not_attributed(account, conversion):
     # A late (back-dated) event is attributed as of when it happened, not to pages seen since.
-    visitor = visitor_get_or_create(account=account, uid="visitor-0001", now=T0)
-    session = session_for_hit(account=account, visitor=visitor, now=T0)
-    first = impression_record(
-        account=account, visitor=visitor, session=session, url="https://a.test/1", occurred_at=T0
-    )[0]
-    impression_record(
-        account=account, visitor=visitor, session=session, url="https://a.test/2", occurred_at=T0 + minutes(5)
-    )
+    first = page_view(account, at=T0, url="https://a.test/1")
+    page_view(account, at=T0 + minutes(5), url="https://a.test/2")
 
-    record, _ = event_record(
-        account=account,
-        custom_event=conversion,
-        contact=visitor.contact,
-        source="beacon",
-        occurred_at=T0 + minutes(2),
-        visitor=visitor,
-        session=session,
-    )
+    record = fire(account, "requested-demo", at=T0 + minutes(2))
 
     assert record.attributed_impression == first
 
 
 def test_a_late_hit_joins_the_visit_that_was_open_when_it_happened(account):
-    visitor = visitor_get_or_create(account=account, uid="visitor-0001", now=T0)
-    morning = session_for_hit(account=account, visitor=visitor, now=T0)
-    afternoon = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(hours=5))
+    morning = page_view(account, at=T0, url="https://a.test/morning").session
+    afternoon = page_view(account, at=T0 + timedelta(hours=5), url="https://a.test/afternoon").session
 
-    late = session_for_hit(account=account, visitor=visitor, now=T0 + minutes(10))
+    late = page_view(account, at=T0 + minutes(10), url="https://a.test/late").session
+    later = page_view(account, at=T0 + timedelta(hours=5, minutes=20), url="https://a.test/later").session
 
-    assert late == morning != afternoon
-    assert session_current(account=account, visitor=visitor, now=T0 + timedelta(hours=5, minutes=20)) == afternoon
+    assert late == morning != afternoon == later
 
 
 def test_a_hit_is_stamped_with_server_time_unless_it_is_late():
@@ -176,35 +159,35 @@ def test_a_hit_is_stamped_with_server_time_unless_it_is_late():
 
 
 def test_a_new_visit_moves_the_visitors_last_seen(account):
-    visitor = visitor_get_or_create(account=account, uid="visitor-0001", now=T0)
-    session_for_hit(account=account, visitor=visitor, now=T0 + minutes(1))
-    session_for_hit(account=account, visitor=visitor, now=T0 + minutes(2))
+    page_view(account, at=T0 + minutes(1), url="https://a.test/1")
+    page_view(account, at=T0 + minutes(2), url="https://a.test/2")
 
-    visitor.refresh_from_db()
-    assert visitor.last_seen_at == T0 + minutes(1)
+    assert Visitor.objects.get().last_seen_at == T0 + minutes(1)
     assert Session.objects.get().last_seen_at == T0 + minutes(2)
 
 
-def test_last_activity_is_written_to_the_minute(account):
-    visitor = visitor_get_or_create(account=account, uid="visitor-0001", now=T0)
-    session = session_for_hit(account=account, visitor=visitor, now=T0)
+def test_last_activity_is_the_latest_hit(account):
+    page_view(account, at=T0, url="https://a.test/1")
+    page_view(account, at=T0 + timedelta(seconds=50), url="https://a.test/2")
 
-    session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(seconds=50))
-    assert Session.objects.get().last_seen_at == T0
+    assert Session.objects.get().last_seen_at == T0 + timedelta(seconds=50)
 
-    session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(seconds=61))
-    assert Session.objects.get().last_seen_at == T0 + timedelta(seconds=61)
-    assert Session.objects.count() == 1 and session.pk == Session.objects.get().pk
+
+def test_a_late_hit_never_moves_last_activity_back(account):
+    page_view(account, at=T0 + minutes(10), url="https://a.test/1")
+    page_view(account, at=T0 + minutes(20), url="https://a.test/2")
+    page_view(account, at=T0 + minutes(15), url="https://a.test/late")
+
+    assert Session.objects.get().last_seen_at == T0 + minutes(20)
 
 
 def test_the_visitor_points_at_its_latest_visit_and_a_late_hit_does_not_move_it(account):
-    visitor = visitor_get_or_create(account=account, uid="visitor-0001", now=T0)
-    afternoon = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(hours=5))
+    afternoon = page_view(account, at=T0 + timedelta(hours=5), url="https://a.test/pm").session
 
     # A late hit from the morning, when no visit was open: a visit of its own, in the past.
-    morning = session_for_hit(account=account, visitor=visitor, now=T0)
+    morning = page_view(account, at=T0, url="https://a.test/am").session
 
-    reloaded = visitor_get_or_create(account=account, uid="visitor-0001", now=T0 + timedelta(hours=6))
-    assert morning != afternoon and reloaded.current_session == afternoon
-    assert reloaded.last_seen_at == T0 + timedelta(hours=5)
-    assert session_current(account=account, visitor=reloaded, now=T0 + timedelta(hours=5, minutes=10)) == afternoon
+    visitor = Visitor.objects.get()
+    assert morning != afternoon and visitor.current_session == afternoon
+    assert visitor.last_seen_at == T0 + timedelta(hours=5)
+    assert page_view(account, at=T0 + timedelta(hours=5, minutes=10), url="https://a.test/pm2").session == afternoon

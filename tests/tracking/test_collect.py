@@ -361,18 +361,18 @@ def test_get_is_405_json(client, account):
 def test_database_failure_is_503_so_the_beacon_retries(client, account, monkeypatch):
     from django.db import OperationalError
 
-    from tracking import services, sql
+    from tracking.ingest import _Batch
 
     def fail(*args, **kwargs):
         raise OperationalError("connection lost")
 
-    # Both ways a hit is written: the one-statement paths (PostgreSQL) and the general path.
-    monkeypatch.setattr(sql, "hit_statement", fail)
-    monkeypatch.setattr(services, "visitor_get_or_create", fail)
+    # No queue is configured, so the hit is recorded inline, and the database fails under the ingester.
+    monkeypatch.setattr(_Batch, "run", fail)
 
     response = post(client, account, impression())
 
     assert response.status_code == 503 and response.json()["code"] == "UNAVAILABLE"
+    assert response["Retry-After"] == "5"
     assert counts() == dict.fromkeys(counts(), 0)
 
 

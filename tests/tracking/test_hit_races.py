@@ -1,4 +1,5 @@
-"""Concurrent hits on PostgreSQL, through both the one-statement paths and the general path.
+"""Concurrent hits on PostgreSQL through the ingester (two requests recording inline at once, or a request beside a
+consumer while the queue is down).
 
 Each test holds one hit's transaction open (as a slow request would between its writes and its commit) while a
 second hit runs in another thread, then commits the first: the second hit must wait for it where they touch the same
@@ -16,20 +17,26 @@ from django.db import connections, transaction
 from custom_events.models import CustomEvent
 from tests.automations.services import require_services
 from tests.factories import AccountFactory, CustomEventFactory
-from tracking import services
 from tracking.hits import Hit
+from tracking.ingest import ingest
+from tracking.items import HitItem
 from tracking.models import Contact, EventRecord, Impression, RejectedHit, Session, Visitor
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.parametrize("one_statement", [True, False])]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 HOLD_SECONDS = 1.0
 
 
 @pytest.fixture(autouse=True)
-def paths(settings, one_statement):
+def postgresql():
     require_services(postgresql=True)
-    settings.TRACKING_ONE_STATEMENT_HITS = one_statement
+
+
+def record(*, account, hit: Hit, now: datetime) -> str:
+    """Records one hit as a batch of its own, as a request does with no queue; returns its status."""
+    (outcome,) = ingest([HitItem(account_id=account.pk, received_at=now, hit=hit)])
+    return outcome.status
 
 
 def page(n: int, visitor: str, **extra) -> Hit:
@@ -72,21 +79,17 @@ def test_a_late_hit_does_not_move_the_visits_last_activity_back():
     beacon's outbox sends it from the next page): the visit's last activity stays at 10 minutes, so the visit lasts
     30 minutes from there."""
     account = AccountFactory(domains=["acme.test"])
-    services.hit_record(account=account, hit=page(1, "visitor-aaaa"), now=T0)
+    record(account=account, hit=page(1, "visitor-aaaa"), now=T0)
     fresh = T0 + timedelta(minutes=10)
 
     statuses = while_held(
-        lambda: services.hit_record(account=account, hit=page(2, "visitor-aaaa"), now=fresh).status,
-        lambda: (
-            services.hit_record(
-                account=account, hit=page(3, "visitor-aaaa", age_ms=5 * 60 * 1000, retry=True), now=fresh
-            ).status
-        ),
+        lambda: record(account=account, hit=page(2, "visitor-aaaa"), now=fresh),
+        lambda: record(account=account, hit=page(3, "visitor-aaaa", age_ms=5 * 60 * 1000, retry=True), now=fresh),
     )
 
     assert statuses == ("recorded", "recorded")
     assert Session.objects.get(account=account).last_seen_at == fresh
-    services.hit_record(account=account, hit=page(4, "visitor-aaaa"), now=fresh + timedelta(minutes=28))
+    record(account=account, hit=page(4, "visitor-aaaa"), now=fresh + timedelta(minutes=28))
     assert Session.objects.filter(account=account).count() == 1
 
 
@@ -94,8 +97,8 @@ def test_a_hit_id_two_new_visitors_send_at_once_is_recorded_once_with_nothing_el
     account = AccountFactory(domains=["acme.test"])
 
     statuses = while_held(
-        lambda: services.hit_record(account=account, hit=page(1, "visitor-aaaa"), now=T0).status,
-        lambda: services.hit_record(account=account, hit=page(1, "visitor-bbbb"), now=T0).status,
+        lambda: record(account=account, hit=page(1, "visitor-aaaa"), now=T0),
+        lambda: record(account=account, hit=page(1, "visitor-bbbb"), now=T0),
     )
 
     assert statuses == ("recorded", "duplicate")
@@ -128,23 +131,21 @@ def test_an_event_deleted_while_its_definition_is_cached_answers_unknown_event(c
     assert response.status_code == 422 and response.json()["code"] == "UNKNOWN_EVENT"
     assert not EventRecord.objects.filter(account=account).exists()  # the first went with its definition
     assert RejectedHit.objects.filter(account=account, slug="requested-demo").count() == 1
-    assert fire(3).status_code == 422  # answered from the cache now, without touching the database
+    assert fire(3).status_code == 422  # refused at capture now: the stale copy is forgotten
 
 
 def test_two_hits_after_a_timeout_start_one_visit():
     """Both find the visit timed out; the second waits for the first's new visit and continues it."""
     account = AccountFactory(domains=["acme.test"])
-    services.hit_record(account=account, hit=page(1, "visitor-aaaa"), now=T0)
+    record(account=account, hit=page(1, "visitor-aaaa"), now=T0)
     later = T0 + timedelta(minutes=45)
     landing = Hit(
         type="impression", id="imp-0000002", visitor="visitor-aaaa", url="https://acme.test/?utm_source=newsletter"
     )
 
     statuses = while_held(
-        lambda: services.hit_record(account=account, hit=landing, now=later).status,
-        lambda: (
-            services.hit_record(account=account, hit=page(3, "visitor-aaaa"), now=later + timedelta(seconds=1)).status
-        ),
+        lambda: record(account=account, hit=landing, now=later),
+        lambda: record(account=account, hit=page(3, "visitor-aaaa"), now=later + timedelta(seconds=1)),
     )
 
     assert statuses == ("recorded", "recorded")

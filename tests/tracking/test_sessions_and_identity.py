@@ -4,31 +4,45 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import ContactFactory, CustomEventFactory
-from tracking.models import Contact, ContactTag, EventRecord, Session, Visitor
-from tracking.services import contact_identify, event_record, session_for_hit, visitor_get_or_create
+from tracking.hits import Hit
+from tracking.ingest import event_record, ingest
+from tracking.items import HitItem
+from tracking.models import Contact, ContactTag, EventRecord, Impression, Session, Visitor
+from tracking.services import contact_identify
 
 pytestmark = pytest.mark.django_db
 
 T0 = timezone.now().replace(microsecond=0)
 
 
-def test_new_visitor_gets_an_anonymous_contact_and_is_reused(account):
-    visitor = visitor_get_or_create(account=account, uid="v-1", now=T0)
-    again = visitor_get_or_create(account=account, uid="v-1", now=T0)
+def visit_of(account, *, at, uid: str = "v-1", url: str = "https://acme.test/") -> Session:
+    """The visit a page view at `at` is recorded in (through the ingester, one batch per hit)."""
+    hit = Hit(type="impression", id=f"imp-{uid}-{at.timestamp():.0f}", visitor=uid, url=url)
+    (outcome,) = ingest([HitItem(account_id=account.pk, received_at=at, hit=hit)])
+    assert outcome.status == "recorded"
+    return Impression.objects.get(client_id=hit.id).session
 
-    assert again.pk == visitor.pk
+
+def visitor_of(account, *, uid: str = "v-1") -> Visitor:
+    visit_of(account, at=T0 - timedelta(days=1), uid=uid)
+    return Visitor.objects.select_related("contact").get(account=account, uid=uid)
+
+
+def test_new_visitor_gets_an_anonymous_contact_and_is_reused(account):
+    visit_of(account, at=T0)
+    visit_of(account, at=T0 + timedelta(minutes=1))
+
+    visitor = Visitor.objects.get()
     assert visitor.contact.email is None and visitor.contact.account == account
     assert (Visitor.objects.count(), Contact.objects.count()) == (1, 1)
 
 
 def test_session_continues_within_timeout_and_ends_after_it(account):
-    visitor = visitor_get_or_create(account=account, uid="v-1", now=T0)
-
-    first = session_for_hit(account=account, visitor=visitor, now=T0)
-    same = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(minutes=29))
+    first = visit_of(account, at=T0)
+    same = visit_of(account, at=T0 + timedelta(minutes=29))
     # 30 minutes after the last activity (T0+29) is still within the timeout
-    still = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(minutes=59))
-    new = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(minutes=89, seconds=1))
+    still = visit_of(account, at=T0 + timedelta(minutes=59))
+    new = visit_of(account, at=T0 + timedelta(minutes=89, seconds=1))
 
     assert first.pk == same.pk == still.pk
     assert new.pk != first.pk
@@ -38,31 +52,27 @@ def test_session_continues_within_timeout_and_ends_after_it(account):
 def test_session_timeout_is_per_account(account):
     account.session_timeout_minutes = 5
     account.save()
-    visitor = visitor_get_or_create(account=account, uid="v-1", now=T0)
 
-    first = session_for_hit(account=account, visitor=visitor, now=T0)
-    later = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(minutes=6))
+    first = visit_of(account, at=T0)
+    later = visit_of(account, at=T0 + timedelta(minutes=6))
 
     assert later.pk != first.pk
 
 
 def test_a_different_campaign_starts_a_new_session_and_no_utm_continues(account):
-    visitor = visitor_get_or_create(account=account, uid="v-1", now=T0)
-    spring = {"utm_source": "newsletter", "utm_campaign": "spring"}
+    spring = "https://acme.test/?utm_source=newsletter&utm_campaign=spring"
 
-    first = session_for_hit(account=account, visitor=visitor, now=T0, utm=spring)
-    inside = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(minutes=1))
-    same_campaign = session_for_hit(account=account, visitor=visitor, now=T0 + timedelta(minutes=2), utm=spring)
-    other = session_for_hit(
-        account=account, visitor=visitor, now=T0 + timedelta(minutes=3), utm={"utm_source": "ads", "utm_campaign": "x"}
-    )
+    first = visit_of(account, at=T0, url=spring)
+    inside = visit_of(account, at=T0 + timedelta(minutes=1))
+    same_campaign = visit_of(account, at=T0 + timedelta(minutes=2), url=spring)
+    other = visit_of(account, at=T0 + timedelta(minutes=3), url="https://acme.test/?utm_source=ads&utm_campaign=x")
 
     assert first.pk == inside.pk == same_campaign.pk
     assert other.pk != first.pk and other.utm_campaign == "x"
 
 
 def test_identify_anonymous_visitor_as_new_contact_keeps_its_history(account):
-    visitor = visitor_get_or_create(account=account, uid="v-1", now=T0)
+    visitor = visitor_of(account)
     event = CustomEventFactory(account=account)
     record, _ = event_record(account=account, custom_event=event, contact=visitor.contact, source="beacon")
 
@@ -74,7 +84,7 @@ def test_identify_anonymous_visitor_as_new_contact_keeps_its_history(account):
 
 def test_identify_as_existing_contact_merges_the_anonymous_history(account):
     known = ContactFactory(account=account, email="ada@example.com", score=5, fields={"plan": "pro"})
-    visitor = visitor_get_or_create(account=account, uid="v-1", now=T0)
+    visitor = visitor_of(account)
     anonymous = visitor.contact
     anonymous.score, anonymous.fields = 2, {"plan": "free", "city": "Paris"}
     anonymous.save()
@@ -95,7 +105,7 @@ def test_identify_as_existing_contact_merges_the_anonymous_history(account):
 
 def test_identify_is_scoped_to_the_account(account, other_account):
     ContactFactory(account=other_account, email="ada@example.com")
-    visitor = visitor_get_or_create(account=account, uid="v-1", now=T0)
+    visitor = visitor_of(account)
 
     contact = contact_identify(account=account, visitor=visitor, email="ada@example.com")
 

@@ -1,0 +1,373 @@
+"""The write path end to end: capture → the Redis Stream queue → the ingester, against a private redis-server that
+each test may stop and start (so outages are real), on SQLite and on PostgreSQL.
+
+The rows compared between two ways of recording the same items are everything the rows hold, with database ids
+replaced by what they stand for.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import OperationalError, connection
+
+from automations.models import ActionRun
+from tests.automations.services import require_services
+from tests.factories import AccountFactory, ActionFactory, CustomEventFactory, MarketingSourceFactory
+from tracking import queue
+from tracking.capture import capture
+from tracking.consumer import Consumer
+from tracking.hits import Hit
+from tracking.ingest import ingest
+from tracking.items import ApiEvent, ApiItem, HitItem
+from tracking.models import UTM_FIELDS, Contact, EventRecord, Impression, Session, Visitor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free loopback port: stop() and start() are real outages."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            # Durable as in production: what was accepted before a stop is there after the start.
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                str(self.directory),
+            ]
+            + ["--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        queue.client_reset()
+
+
+@pytest.fixture
+def redis_server(settings, tmp_path):
+    if shutil.which("redis-server") is None:
+        require_services(redis=True)  # fails under REQUIRE_SERVICES=1, skips with the reason otherwise
+        pytest.skip("needs redis-server on the PATH")
+    server = RedisServer(tmp_path)
+    server.start()
+    settings.INGEST_QUEUE_URL = server.url
+    settings.INGEST_SHARDS = 4
+    settings.INGEST_LEASE_SECONDS = 1.0
+    settings.INGEST_BATCH_WAIT_MS = 10
+    queue.client_reset()
+    yield server
+    queue.client_reset()
+    if server.process.poll() is None:
+        server.stop()
+
+
+def hit(n: int, kind: str, visitor: str, *, url: str = "https://acme.test/", **fields) -> Hit:
+    return Hit(type=kind, id=f"{kind[:3]}-{n:07d}", visitor=visitor, url=url, **fields)
+
+
+def sequence(account) -> list:
+    """Hits and API events of three visitors and two known contacts, with every rule in play: new visitors, visits
+    continued and timed out, a campaign change, conversions attributed, metadata dropped, an identification, a
+    repeated hit id, API events with a marketing source, a visitor id and an idempotency key (twice)."""
+    CustomEventFactory(account=account, slug="requested-demo", counts_as_conversion=True)
+    CustomEventFactory(account=account, slug="watched-video")
+    MarketingSourceFactory(account=account, name="Partner Portal", channel="AFFILIATE")
+    at = lambda minutes: T0 + timedelta(minutes=minutes)  # noqa: E731
+    rows = [
+        (at(0), hit(1, "impression", "visitor-aaaa", url="https://acme.test/?utm_source=news&utm_campaign=spring")),
+        (at(1), hit(2, "impression", "visitor-bbbb", referrer="https://www.google.com/")),
+        (at(2), hit(3, "event", "visitor-aaaa", slug="watched-video", metadata={"percent": 87})),
+        (at(3), hit(4, "impression", "visitor-aaaa", url="https://acme.test/pricing")),
+        (at(4), hit(5, "event", "visitor-aaaa", slug="requested-demo")),
+        (at(5), hit(6, "event", "visitor-bbbb", slug="requested-demo", metadata_dropped_bytes=5000)),
+        (at(6), ApiEvent(slug="requested-demo", email="ada@example.com", marketing_source="partner portal")),
+        (at(7), hit(7, "identify", "visitor-bbbb", email="grace@example.com")),
+        (at(8), ApiEvent(slug="watched-video", email="grace@example.com", visitor_id="visitor-bbbb")),
+        (at(9), ApiEvent(slug="requested-demo", email="ada@example.com", idempotency_key="order-1")),
+        (at(10), ApiEvent(slug="requested-demo", email="ada@example.com", idempotency_key="order-1")),
+        (at(11), hit(8, "impression", "visitor-aaaa", url="https://acme.test/?utm_source=ads&utm_campaign=summer")),
+        (at(12), hit(4, "impression", "visitor-aaaa", url="https://acme.test/pricing", retry=True)),
+        (at(50), hit(9, "impression", "visitor-cccc")),
+        (at(51), hit(10, "event", "visitor-cccc", slug="requested-demo")),
+        (at(90), hit(11, "event", "visitor-cccc", slug="requested-demo")),
+    ]
+    items = []
+    for received_at, payload in rows:
+        if isinstance(payload, Hit):
+            items.append(HitItem(account_id=account.pk, received_at=received_at, hit=payload))
+        else:
+            items.append(ApiItem(account_id=account.pk, received_at=received_at, event=payload))
+    return items
+
+
+def ordered(rows) -> list:
+    return sorted(rows, key=repr)  # rows hold None beside values: an order that needs no comparison of the two
+
+
+def rows_of(account) -> dict:
+    """Everything recorded for the account, as comparable values."""
+    impressions = {i.pk: i.client_id for i in Impression.objects.filter(account=account)}
+    sessions = {s.pk: n for n, s in enumerate(Session.objects.filter(account=account).order_by("started_at", "pk"))}
+    return {
+        "contacts": ordered(
+            (c.email or "", c.identified_at is not None) for c in Contact.objects.filter(account=account)
+        ),
+        "visitors": ordered(
+            (v.uid, v.contact.email, v.last_seen_at, sessions.get(v.current_session_id))
+            for v in Visitor.objects.filter(account=account).select_related("contact")
+        ),
+        "sessions": [
+            (s.visitor.uid, s.started_at, s.last_seen_at, s.landing_url, s.referrer, s.channel, s.utm_campaign)
+            for s in Session.objects.filter(account=account).select_related("visitor").order_by("started_at", "pk")
+        ],
+        "impressions": ordered(
+            (i.client_id, i.visitor.uid, sessions[i.session_id], i.url, i.channel, i.occurred_at, *i.utm.values())
+            for i in Impression.objects.filter(account=account).select_related("visitor")
+        ),
+        "events": ordered(
+            (
+                e.custom_event.slug,
+                e.contact.email,
+                e.visitor.uid if e.visitor else None,
+                sessions.get(e.session_id),
+                e.source,
+                e.occurred_at,
+                e.page_url,
+                e.marketing_channel,
+                e.marketing_source.name if e.marketing_source else None,
+                e.marketing_source_name,
+                json.dumps(e.metadata, sort_keys=True),
+                e.metadata_dropped,
+                e.metadata_bytes,
+                e.is_conversion,
+                impressions.get(e.attributed_impression_id),
+                # The queue gives API events without a key of their own their entry's id (not the caller's key).
+                e.idempotency_key if not (e.idempotency_key or "").startswith("q:") else None,
+                *(getattr(e, name) for name in UTM_FIELDS),
+            )
+            for e in EventRecord.objects.filter(account=account).select_related(
+                "custom_event", "contact", "visitor", "marketing_source"
+            )
+        ),
+        "runs": ActionRun.objects.filter(account=account).count(),
+    }
+
+
+def drain():
+    Consumer(name="test-consumer").run(until_idle=True, max_seconds=60)
+
+
+def test_queue_inline_and_one_batch_record_identical_rows(redis_server, settings):
+    inline, queued, batched = AccountFactory(domains=["acme.test"]), AccountFactory(), AccountFactory()
+    results = {}
+    for account in (inline, queued, batched):
+        items = sequence(account)
+        ActionFactory(custom_event=account.custom_events.get(slug="requested-demo"))
+        if account is batched:
+            # Every item in one transaction: two hits of one visitor in one batch give what they give across batches.
+            results[account.pk] = [o.status for o in ingest(items)]
+            continue
+        settings.INGEST_QUEUE_URL = redis_server.url if account is queued else ""
+        results[account.pk] = [outcome.status for item in items for outcome in capture(account=account, items=[item])]
+    drain()
+
+    assert results[queued.pk] == ["accepted"] * 16
+    assert results[inline.pk] == results[batched.pk]
+    assert results[inline.pk].count("duplicate") == 2  # the repeated key and the retried page view
+    expected = rows_of(inline)
+    assert len(expected["events"]) == 8 and len(expected["impressions"]) == 5 and len(expected["sessions"]) == 5
+    assert expected["runs"] == 6
+    assert rows_of(queued) == expected
+    assert rows_of(batched) == expected
+    assert all(s.waiting == 0 for s in queue.queue_status())
+
+
+def test_each_visitors_items_wait_in_one_shard_in_order(redis_server):
+    account = AccountFactory()
+    items = [
+        HitItem(account_id=account.pk, received_at=T0, hit=hit(n, "impression", f"visitor-{n % 3:04d}"))
+        for n in range(30)
+    ]
+
+    capture(account=account, items=items)
+
+    r = queue.client()
+    seen = {}
+    for shard in range(queue.shard_count()):
+        for _, fields in r.xrange(queue.stream_key(shard)):
+            body = json.loads(fields[queue.FIELD])
+            seen.setdefault(body["h"]["visitor"], set()).add(shard)
+            assert shard == queue.shard_of(body["h"]["visitor"])
+    assert set(seen) == {"visitor-0000", "visitor-0001", "visitor-0002"}
+    assert all(len(shards) == 1 for shards in seen.values())
+
+
+def test_a_consumer_killed_before_acknowledging_is_redelivered_and_stored_once(redis_server, settings):
+    account = AccountFactory()
+    items = sequence(account)
+    capture(account=account, items=items)
+    crashed = Consumer(name="crashed")
+    crashed.leases_refresh(force=True)
+
+    # It read every item and recorded them, then died before its acknowledgement.
+    entries = crashed._read()
+    assert len(entries) == 16
+    from tracking.items import item_loads
+
+    ingest([item_loads(raw, position=(str(shard), entry_id)) for shard, entry_id, raw in entries])
+    recorded = rows_of(account)
+    time.sleep(settings.INGEST_LEASE_SECONDS + 0.2)  # its leases lapse
+
+    drain()
+
+    assert rows_of(account) == recorded
+    assert len(recorded["events"]) == 8
+    assert all(s.waiting == 0 and s.pending == 0 for s in queue.queue_status())
+
+
+def test_a_consumer_killed_before_recording_leaves_its_items_to_the_next(redis_server, settings):
+    account = AccountFactory()
+    capture(account=account, items=sequence(account))
+    crashed = Consumer(name="crashed")
+    crashed.leases_refresh(force=True)
+    assert len(crashed._read()) == 16  # read, never recorded
+    time.sleep(settings.INGEST_LEASE_SECONDS + 0.2)
+
+    drain()
+
+    assert len(rows_of(account)["events"]) == 8
+    assert all(s.waiting == 0 and s.pending == 0 for s in queue.queue_status())
+
+
+def test_the_ingester_waits_for_the_database_and_resumes(redis_server, monkeypatch):
+    import tracking.consumer
+
+    account = AccountFactory()
+    capture(account=account, items=sequence(account))
+    real, failures = tracking.consumer.ingest, []
+
+    def database_down_three_times(items):
+        if len(failures) < 3:
+            failures.append(len(items))
+            raise OperationalError("could not connect to server: Connection refused")
+        return real(items)
+
+    monkeypatch.setattr(tracking.consumer, "ingest", database_down_three_times)
+
+    drain()
+
+    assert len(failures) == 3
+    assert len(rows_of(account)["events"]) == 8
+    assert all(s.waiting == 0 and s.pending == 0 for s in queue.queue_status())
+
+
+def post(client, account, n: int):
+    body = {"type": "impression", "id": f"imp-{n:07d}", "visitor": "visitor-aaaa", "url": "https://acme.test/"}
+    return client.post(
+        f"/collect/{account.site_key}",
+        data=json.dumps(body),
+        content_type="text/plain",
+        headers={"Origin": "https://acme.test"},
+    )
+
+
+def blocked(*args, **kwargs):
+    raise OperationalError("the database cannot be reached")
+
+
+def test_outages_capture_keeps_answering_and_every_accepted_hit_is_stored_once(client, redis_server):
+    account = AccountFactory(domains=["acme.test"])
+    answers = [post(client, account, 1).status_code]  # queued
+
+    redis_server.stop()  # Redis down: recorded inline
+    answers.append(post(client, account, 2).status_code)
+    with connection.execute_wrapper(blocked):  # both down: 503, retry later
+        both_down = post(client, account, 3)
+
+    redis_server.start()
+    queue.client_reset()
+    with connection.execute_wrapper(blocked):  # PostgreSQL down, Redis up: queued from the cached account
+        answers.append(post(client, account, 4).status_code)
+    answers.append(post(client, account, 3).status_code)  # the beacon's retry of the refused hit
+    drain()
+
+    assert answers == [202, 200, 202, 202]
+    assert both_down.status_code == 503 and both_down["Retry-After"] == "5"
+    assert sorted(Impression.objects.filter(account=account).values_list("client_id", flat=True)) == [
+        f"imp-{n:07d}" for n in (1, 2, 3, 4)
+    ]
+
+
+def test_the_beacon_script_is_served_while_the_database_is_down(client, redis_server):
+    account = AccountFactory()
+    from tracking.cache import memo_clear_all
+
+    memo_clear_all()
+    with connection.execute_wrapper(blocked):
+        response = client.get(f"/beacon/{account.site_key}.js")
+
+    assert response.status_code == 200 and account.site_key in response.content.decode()
+
+
+def test_backpressure_answers_503_with_retry_after(client, redis_server, settings):
+    settings.INGEST_QUEUE_MAX_DEPTH = 2
+    account = AccountFactory(domains=["acme.test"])
+
+    answers = [post(client, account, n).status_code for n in range(1, 6)]
+
+    assert answers[:3] == [202, 202, 202] and set(answers[3:]) == {503}
+    response = post(client, account, 9)
+    assert response["Retry-After"] == str(settings.INGEST_RETRY_AFTER_SECONDS)
+    queue._full_until = 0.0
+
+
+def test_status_and_healthz_report_the_lag(client, redis_server):
+    from django.core.management import call_command
+
+    account = AccountFactory(domains=["acme.test"])
+    post(client, account, 1)
+    time.sleep(0.05)
+
+    lag = client.get("/healthz").json()["ingest"]
+    import io
+
+    out = io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stdout(out):
+        call_command("ingest", "--status")
+    status = json.loads(out.getvalue())
+
+    assert lag["waiting"] == 1 and lag["oldest_age_seconds"] > 0
+    assert sum(s["waiting"] for s in status["shards"]) == 1 and len(status["shards"]) == 4

@@ -66,7 +66,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if status == 200 then
+  if status == 200 or status == 202 then
     local id = string.match(body, '"id": "([^"]+)"')
     if id then
       accepted[id] = true

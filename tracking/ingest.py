@@ -48,6 +48,7 @@ from .models import (
     Session,
     Visitor,
 )
+from .rows import rows_insert, rows_select, rows_update
 from .services import (
     clip,
     contact_identify,
@@ -364,13 +365,13 @@ class _Batch:
             by_account[account_id].append(uid)
         found = []
         for account_id in sorted(by_account):
-            visitors = Visitor.objects.select_for_update().filter(account_id=account_id, uid__in=by_account[account_id])
-            found += visitors.order_by("pk")  # one lock order for every batch: no deadlock between two
+            found += rows_select(Visitor, lock=True, account_id=account_id, uid=by_account[account_id])
         # Their contacts and latest visits are read after the lock, by statements of their own: a visitor a concurrent
         # batch just moved to a new visit or contact is then read with it (a join in the locking statement would keep
         # the rows it saw before it waited).
-        contacts = Contact.objects.in_bulk({visitor.contact_id for visitor in found})
-        self.sessions = Session.objects.in_bulk({v.current_session_id for v in found if v.current_session_id})
+        contacts = {c.pk: c for c in rows_select(Contact, id={v.contact_id for v in found})} if found else {}
+        current = {v.current_session_id for v in found if v.current_session_id}
+        self.sessions = {s.pk: s for s in rows_select(Session, id=current)} if current else {}
         for visitor in found:
             visitor.contact = contacts[visitor.contact_id]
             visitor.current_session = self.sessions.get(visitor.current_session_id)
@@ -378,13 +379,15 @@ class _Batch:
         missing = [key for key in first_seen if key not in self.visitors]
         if not missing:
             return
-        contacts = Contact.objects.bulk_create([Contact(account_id=account_id) for account_id, _ in missing])
+        contacts = [Contact(account_id=account_id) for account_id, _ in missing]
+        rows_insert(contacts)
         visitors = [
             Visitor(account_id=account_id, uid=uid, contact=contact, last_seen_at=first_seen[(account_id, uid)])
             for (account_id, uid), contact in zip(missing, contacts, strict=True)
         ]
         # A concurrent first hit of one of these visitors fails this insert; the batch is then tried again.
-        for visitor in Visitor.objects.bulk_create(visitors):
+        rows_insert(visitors)
+        for visitor in visitors:
             self.visitors[(visitor.account_id, visitor.uid)] = visitor
 
     def _contacts_load(self) -> None:
@@ -674,19 +677,15 @@ class _Batch:
         visitors that moved, the events' action runs (enqueued after commit) and event debugger notes."""
         from automations.services import action_runs_create_many
 
-        if self.new_sessions:
-            Session.objects.bulk_create(self.new_sessions)
-            for session in self.new_sessions:
-                self.sessions[session.pk] = session
-        if self.new_impressions:
-            Impression.objects.bulk_create(self.new_impressions)
+        rows_insert(self.new_sessions)
+        for session in self.new_sessions:
+            self.sessions[session.pk] = session
+        rows_insert(self.new_impressions)
         if self.new_events:
-            EventRecord.objects.bulk_create(self.new_events)
+            rows_insert(self.new_events)
             action_runs_create_many(event_records=self.new_events)
-        if self.moved_sessions:
-            Session.objects.bulk_update(list(self.moved_sessions.values()), ["last_seen_at"])
-        if self.moved_visitors:
-            Visitor.objects.bulk_update(list(self.moved_visitors.values()), ["current_session", "last_seen_at"])
+        rows_update(list(self.moved_sessions.values()), ["last_seen_at"])
+        rows_update(list(self.moved_visitors.values()), ["current_session", "last_seen_at"])
         for account, reason, message, slug, recorded in self.notes:
             rejected_hit_record(account=account, reason=reason, message=message, slug=slug, recorded=recorded)
         self.new_sessions, self.new_impressions, self.new_events, self.notes = [], [], [], []

@@ -12,14 +12,21 @@ def test_noop_view_is_off_unless_enabled(client, settings):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_insert_view_is_off_unless_enabled_and_writes_one_row(client, settings, account):
-    from tracking.models import RejectedHit
+def test_xadd_view_is_off_unless_enabled_and_appends_one_entry(client, settings, account):
+    from tests.automations.services import require_services
+    from tracking import queue
 
     settings.BENCH_NOOP_VIEW = False
-    assert client.post(f"/bench/insert/{account.site_key}", "{}", content_type="text/plain").status_code == 404
-    assert not RejectedHit.objects.exists()
+    assert client.post(f"/bench/xadd/{account.site_key}", "{}", content_type="text/plain").status_code == 404
 
     settings.BENCH_NOOP_VIEW = True
-    response = client.post(f"/bench/insert/{account.site_key}", "{}", content_type="text/plain")
-    assert response.status_code == 200 and RejectedHit.objects.filter(account=account).count() == 1
-    assert client.post("/bench/insert/nope", "{}", content_type="text/plain").status_code == 404
+    settings.INGEST_QUEUE_URL = require_services(redis=True)
+    queue.client_reset()
+    queue.client().delete("paminga:bench:xadd")
+    try:
+        response = client.post(f"/bench/xadd/{account.site_key}", "{}", content_type="text/plain")
+        assert response.status_code == 200 and queue.client().xlen("paminga:bench:xadd") == 1
+        assert client.post("/bench/xadd/nope", "{}", content_type="text/plain").status_code == 404
+    finally:
+        queue.client().delete("paminga:bench:xadd")
+        queue.client_reset()

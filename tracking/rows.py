@@ -1,0 +1,160 @@
+"""Many rows of one model written with one statement: how the ingester stores a batch.
+
+QuerySet.bulk_create() and bulk_update() write the same rows, but build them through the SQL compiler value by value
+(bulk_update as one CASE expression per column and row), which costs more CPU than the database spends storing them:
+most of a batch's time. These helpers keep the models as the only description of the tables and prepare each value
+as the ORM does (pre_save(), get_db_prep_save()); on PostgreSQL the values travel as one array per column, unnest()ed.
+Elsewhere (SQLite, `make run`) they call the ORM's bulk operations. Like those, they send no model signals (this
+project uses none). They hold no rule of the product: what the rows say is decided by tracking.ingest.
+"""
+
+from datetime import datetime
+
+from django.db import connection, models
+from django.db.models import Model
+
+_sql: dict[tuple, str] = {}
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _array_type(field) -> str:
+    """The column's type for CAST(... AS type[]), without a varchar's length: a cast to varchar(n) would silently cut a
+    longer value, where the insert refuses it (values are clipped to their lengths before)."""
+    db_type = field.cast_db_type(connection)
+    return ("varchar" if db_type.startswith("varchar(") else db_type) + "[]"
+
+
+# Fields whose values of these types get_db_prep_save() returns unchanged on PostgreSQL: passed as they are, which is
+# most of the CPU a row costs here.
+_AS_IS = (
+    (models.ForeignKey, int),
+    (models.BooleanField, bool),
+    (models.IntegerField, int),
+    (models.CharField, str),
+    (models.DateTimeField, datetime),
+)
+
+
+def _prepared(field, obj: Model):
+    value = field.pre_save(obj, True)
+    if value is None:
+        return None
+    for field_class, value_class in _AS_IS:
+        if isinstance(field, field_class) and type(value) is value_class:
+            if value_class is datetime and value.tzinfo is None:
+                break  # a naive time: the ORM's conversion (and warning)
+            return value
+    return field.get_db_prep_save(value, connection)
+
+
+def _execute(query: str, params: list, *, fetch: bool = False, binary: bool = True):
+    """Runs the statement with server-side binding: the arrays travel as values, not quoted into the SQL text (Django's
+    psycopg cursors bind on the client, which costs more CPU than the insert itself for a batch)."""
+    import psycopg
+
+    connection.ensure_connection()
+    # Errors as Django's own (IntegrityError, OperationalError, ...), as the callers expect.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        # Binary: arrays go without being written out as text and parsed again. Rows read back come as text, which
+        # the fields' from_db_value() expect (as from Django's own cursors).
+        cursor.execute(query, params, binary=binary)
+        return cursor.fetchall() if fetch else None
+
+
+def rows_insert(objs: list[Model]) -> None:
+    """Inserts unsaved instances of one model and sets their primary keys, in order."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs)
+        return
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    key = (model, "insert")
+    query = _sql.get(key)
+    if query is None:
+        arrays = ", ".join(f"CAST(%s AS {_array_type(field)})" for field in fields)
+        query = _sql[key] = (
+            f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
+            f"SELECT * FROM unnest({arrays}) RETURNING {_quote(model._meta.pk.column)}"
+        )
+    for obj in objs:
+        # Foreign keys to rows saved since the instance was built (a new visit, an impression just inserted).
+        obj._prepare_related_fields_for_save(operation_name="rows_insert")
+    columns = [[_prepared(field, obj) for obj in objs] for field in fields]
+    ids = [row[0] for row in _execute(query, columns, fetch=True)]
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def rows_update(objs: list[Model], names: list[str]) -> None:
+    """Writes these fields of saved instances of one model, each row its own values."""
+    if not objs:
+        return
+    model = type(objs[0])
+    fields = [model._meta.get_field(name) for name in names]
+    for obj in objs:
+        obj._prepare_related_fields_for_save(operation_name="rows_update", fields=fields)
+    table, pk = _quote(model._meta.db_table), _quote(model._meta.pk.column)
+    key = (model, "update", tuple(names), connection.vendor)
+    query = _sql.get(key)
+    if connection.vendor != "postgresql":
+        if query is None:
+            assignments = ", ".join(f"{_quote(f.column)} = %s" for f in fields)
+            query = _sql[key] = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"
+        params = [[f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields] + [obj.pk] for obj in objs]
+        with connection.cursor() as cursor:
+            cursor.executemany(query, params)
+        return
+    if query is None:
+        columns = ", ".join(f"c{i}" for i in range(len(fields)))
+        arrays = ", ".join(f"CAST(%s AS {_array_type(f)})" for f in fields)
+        assignments = ", ".join(f"{_quote(f.column)} = v.c{i}" for i, f in enumerate(fields))
+        query = _sql[key] = (
+            f"UPDATE {table} SET {assignments} FROM unnest(CAST(%s AS bigint[]), {arrays}) AS v(id, {columns}) "
+            f"WHERE {table}.{pk} = v.id"
+        )
+    params = [[obj.pk for obj in objs]]
+    params += [[f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs] for f in fields]
+    _execute(query, params)
+
+
+def rows_select(model: type[Model], *, lock: bool = False, **filters) -> list[Model]:
+    """The instances whose columns equal the given values, a list meaning any of them (`uid=[...]`), ordered by primary
+    key; with `lock`, their rows locked until the transaction ends (in that order, so that two batches never wait on
+    each other in a circle)."""
+    if connection.vendor != "postgresql":
+        lookups = {f"{name}__in" if isinstance(value, list | set) else name: value for name, value in filters.items()}
+        query = model.objects.filter(**lookups).order_by("pk")
+        return list(query.select_for_update() if lock else query)
+    fields = model._meta.concrete_fields
+    names = tuple(filters)
+    key = (model, "select", names, tuple(isinstance(v, list | set) for v in filters.values()), lock)
+    query = _sql.get(key)
+    if query is None:
+        conditions = " AND ".join(
+            f"{_quote(model._meta.get_field(n).column)} = {'ANY(%s)' if isinstance(v, list | set) else '%s'}"
+            for n, v in filters.items()
+        )
+        query = _sql[key] = (
+            f"SELECT {', '.join(_quote(f.column) for f in fields)} FROM {_quote(model._meta.db_table)} "
+            f"WHERE {conditions} ORDER BY {_quote(model._meta.pk.column)}" + (" FOR UPDATE" if lock else "")
+        )
+    params = [list(v) if isinstance(v, list | set) else v for v in filters.values()]
+    converters = [
+        (i, f, connection.ops.get_db_converters(f.get_col(model._meta.db_table)) + f.get_db_converters(connection))
+        for i, f in enumerate(fields)
+    ]
+    instances = []
+    for row in _execute(query, params, fetch=True, binary=False):
+        values = list(row)
+        for i, field, field_converters in converters:
+            for convert in field_converters:
+                values[i] = convert(values[i], field, connection)
+        instances.append(model.from_db(connection.alias, None, values))
+    return instances

@@ -138,18 +138,19 @@ class _Json(Jsonb):
 
 
 class _Writer:
-    """Writes rows of one model: binary COPY on PostgreSQL (rows are encoded in C by psycopg), bulk_create
-    elsewhere."""
+    """Writes rows of one model: binary COPY on PostgreSQL (rows are encoded in C by psycopg), a plain multi-row
+    INSERT elsewhere. Not bulk_create: it stamps auto_now_add fields with the current time, and the history's
+    contacts and visitors must keep the creation dates of their history."""
 
     def __init__(self, model, columns: list[str]):
         self.model = model
         self.columns = columns
+        self.fields = [model._meta.get_field(c) for c in columns]
         self.count = 0
         self.postgres = connection.vendor == "postgresql"
+        table = connection.ops.quote_name(model._meta.db_table)
+        names = ", ".join(connection.ops.quote_name(f.column) for f in self.fields)
         if self.postgres:
-            fields = [model._meta.get_field(c) for c in columns]
-            table = connection.ops.quote_name(model._meta.db_table)
-            names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
             self.copy_sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -157,7 +158,9 @@ class _Writer:
                     [model._meta.db_table],
                 )
                 oids = dict(cursor.fetchall())
-            self.types = [oids[f.column] for f in fields]
+            self.types = [oids[f.column] for f in self.fields]
+        else:
+            self.insert_sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(self.fields))})"
 
     def write(self, rows: list[tuple]) -> None:
         if not rows:
@@ -168,17 +171,16 @@ class _Writer:
                 copy.set_types(self.types)
                 for row in rows:
                     copy.write_row(row)
-        else:
-            objs = [
-                self.model(
-                    **{
-                        c: json.loads(v.text) if isinstance(v, _Json) else v
-                        for c, v in zip(self.columns, row, strict=True)
-                    }
-                )
-                for row in rows
+            return
+        params = [
+            [
+                f.get_db_prep_save(json.loads(v.text) if isinstance(v, _Json) else v, connection)
+                for f, v in zip(self.fields, row, strict=True)
             ]
-            self.model.objects.bulk_create(objs, batch_size=500)
+            for row in rows
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(self.insert_sql, params)
 
 
 def _next_id(model) -> int:

@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 from custom_events.models import CustomEvent
 from custom_events.services import custom_event_create
 from paminga.models import Account
+from paminga.progress import Progress
 from tracking.models import Contact, EventRecord, Impression, Session, Visitor
 
 SITE = "https://www.example.com"
@@ -222,10 +223,18 @@ def demo_definitions_ensure(*, account: Account) -> list[CustomEvent]:
 
 
 def demo_history_create(
-    *, account: Account, events: int, days: int = 365, random_seed: int = 1, end: datetime | None = None, log=None
+    *,
+    account: Account,
+    events: int,
+    days: int = 365,
+    random_seed: int = 1,
+    end: datetime | None = None,
+    log=None,
+    progress: Progress | None = None,
 ) -> SeedResult:
     """Writes `events` custom event occurrences (and the visitors, visits and page views around them) spread over
-    the `days` days before `end`, into the account. Adds to whatever history the account already has."""
+    the `days` days before `end`, into the account. Adds to whatever history the account already has. `progress`
+    counts the events as they are written."""
     if events < 0 or days < 1:
         raise ValueError("events must be >= 0 and days >= 1")
     started = time.monotonic()
@@ -330,7 +339,7 @@ def demo_history_create(
             end=end,
             events=events,
         )
-        _run_alongside_writes(generator, writers, log)
+        _run_alongside_writes(generator, writers, log, progress)
         _sequences_reset(models)
     if connection.vendor == "postgresql":
         # Fresh statistics, so that the planner knows the new rows (autovacuum would, but only later).
@@ -347,7 +356,7 @@ def demo_history_create(
     return result
 
 
-def _run_alongside_writes(generator: "_History", writers: dict, log) -> None:
+def _run_alongside_writes(generator: "_History", writers: dict, log, progress: Progress | None = None) -> None:
     """Generates rows in a second thread while this one writes them: the database indexes one batch while Python
     builds the next (COPY waits on the server with the GIL released)."""
     batches: queue.Queue = queue.Queue(maxsize=4)
@@ -375,6 +384,8 @@ def _run_alongside_writes(generator: "_History", writers: dict, log) -> None:
                 raise item
             model, rows = item
             writers[model].write(rows)
+            if progress is not None and model is EventRecord:
+                progress.update(len(rows))
     finally:
         stop.set()
         while thread.is_alive():  # unblock a producer waiting on a full queue

@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The address `make run` serves, as a browser reaches it (0.0.0.0 listens everywhere; this machine is 127.0.0.1).
+RUN_URL = http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
 .PHONY: run test install install-dev migrate lint format schema clean
 
@@ -28,7 +30,8 @@ migrate: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 
 run: install migrate
-	DEBUG=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 $(BIN)/python manage.py seed_demo --url $(RUN_URL)
+	@echo "Serving Paminga at $(RUN_URL)/ (stop with Ctrl-C)"
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install-dev

@@ -92,6 +92,8 @@ class ContactSearchForm(forms.Form):
         label="Email",
         required=False,
         max_length=CONTACT_SEARCH_MAX_LENGTH,
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Search by email", "autocomplete": "off"}),
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Search by email, e.g. ada@ or @acme.com", "autocomplete": "off"}
+        ),
     )
     anonymous = forms.BooleanField(label="Include anonymous visitors", required=False)

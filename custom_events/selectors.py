@@ -78,3 +78,19 @@ def marketing_source_unmatched_names(*, account: Account, days: int = 30, limit:
         .order_by("-events", "marketing_source_name")
         .values("marketing_source_name", "events", "last_seen")[:limit]
     )
+
+
+def marketing_source_named_event_count(*, account: Account, days: int = 30) -> int:
+    """How many events in the last `days` days named a marketing source at all (matched or not): tells "every name
+    matched" from "no event named one"."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tracking.models import EventRecord
+
+    return (
+        EventRecord.objects.filter(account=account, occurred_at__gte=timezone.now() - timedelta(days=days))
+        .exclude(marketing_source_name="")
+        .count()
+    )

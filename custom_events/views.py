@@ -71,6 +71,8 @@ def marketing_source_list(request):
         "sources": selectors.marketing_source_list(account=request.account),
         "unmatched": selectors.marketing_source_unmatched_names(account=request.account),
     }
+    if not context["unmatched"]:
+        context["named_events"] = selectors.marketing_source_named_event_count(account=request.account)
     return render(request, "custom_events/marketing_sources.html", context)
 
 

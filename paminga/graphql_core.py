@@ -42,7 +42,7 @@ class ApiError(GraphQLError):
 def api_error_from_validation(
     exc: ValidationError,
     *,
-    code="INVALID_INPUT",
+    code=CoreErrorCode.INVALID_INPUT,
     field_codes: dict | None = None,
     error_codes: dict | None = None,
     name_fields: bool = False,
@@ -75,7 +75,9 @@ def account_from_info(info) -> Account:
     """The account the caller acts for: decided by the API key (or, in GraphiQL, the logged-in user's account)."""
     account = getattr(info.context, "api_account", None)
     if account is None:
-        raise ApiError("Authentication required: send 'Authorization: Bearer <api key>'.", code="UNAUTHENTICATED")
+        raise ApiError(
+            "Authentication required: send 'Authorization: Bearer <api key>'.", code=CoreErrorCode.UNAUTHENTICATED
+        )
     return account
 
 
@@ -99,4 +101,6 @@ class ErrorMaskingMiddleware:
             raise
         except Exception as exc:  # noqa: BLE001 - reported to the caller as INTERNAL_ERROR
             logger.exception("Unexpected error in GraphQL resolver %s", info.field_name)
-            raise ApiError("Internal error: the request could not be completed.", code="INTERNAL_ERROR") from exc
+            raise ApiError(
+                "Internal error: the request could not be completed.", code=CoreErrorCode.INTERNAL_ERROR
+            ) from exc

@@ -24,6 +24,7 @@ from graphql.language import FieldNode, FragmentSpreadNode, InlineFragmentNode
 from graphql.validation import ValidationRule, recommended_rules, specified_rules
 
 from .accounts import current_account
+from .graphql_core import CoreErrorCode
 from .services import api_key_authenticate
 
 logger = logging.getLogger(__name__)
@@ -39,14 +40,14 @@ CACHED_DOCUMENT_MAX_LENGTH = 10_000
 
 
 def _unauthenticated(message: str) -> HttpResponse:
-    body = {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    body = {"errors": [{"message": message, "extensions": {"code": CoreErrorCode.UNAUTHENTICATED.value}}]}
     response = HttpResponse(json.dumps(body), status=401, content_type="application/json")
     response["WWW-Authenticate"] = 'Bearer realm="paminga"'
     return response
 
 
 def _invalid_request(message: str, *, status: int) -> HttpResponse:
-    body = {"errors": [{"message": message, "extensions": {"code": "INVALID_INPUT"}}]}
+    body = {"errors": [{"message": message, "extensions": {"code": CoreErrorCode.INVALID_INPUT.value}}]}
     return HttpResponse(json.dumps(body), status=status, content_type="application/json")
 
 
@@ -60,7 +61,7 @@ class RootFieldLimitRule(ValidationRule):
                     f"An operation may select at most {MAX_ROOT_FIELDS} root fields (aliases included); "
                     "use triggerCustomEvents to fire many events in one request.",
                     node,
-                    extensions={"code": "INVALID_INPUT"},
+                    extensions={"code": CoreErrorCode.INVALID_INPUT.value},
                 )
             )
 
@@ -161,10 +162,10 @@ class PamingaGraphQLView(GraphQLView):
         """Every error carries `extensions.code`: request-level problems (malformed JSON, syntax and validation
         errors) are INVALID_INPUT; resolvers' errors bring their own code."""
         if not isinstance(error, GraphQLError):
-            return {"message": str(error), "extensions": {"code": "INVALID_INPUT"}}
+            return {"message": str(error), "extensions": {"code": CoreErrorCode.INVALID_INPUT.value}}
         formatted = error.formatted
         if not (formatted.get("extensions") or {}).get("code"):
-            code = "INVALID_INPUT" if not formatted.get("path") else "INTERNAL_ERROR"
+            code = (CoreErrorCode.INTERNAL_ERROR if formatted.get("path") else CoreErrorCode.INVALID_INPUT).value
             formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code}
         return formatted
 
@@ -230,6 +231,7 @@ class PamingaGraphQLView(GraphQLView):
         except Exception:  # noqa: BLE001 - resolvers' errors are masked by ErrorMaskingMiddleware; this is the rest
             logger.exception("Unexpected error executing a GraphQL request")
             error = GraphQLError(
-                "Internal error: the request could not be completed.", extensions={"code": "INTERNAL_ERROR"}
+                "Internal error: the request could not be completed.",
+                extensions={"code": CoreErrorCode.INTERNAL_ERROR.value},
             )
             return ExecutionResult(errors=[error])

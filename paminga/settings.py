@@ -21,8 +21,9 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-key-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# The public base URL of this server, used in the beacon install snippet and signed contact links.
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The public base URL of this server for the beacon install snippet and emailed links (paminga/site.py). Empty: the
+# scheme and host each request came in on, so a server on another port or host names itself correctly.
+SITE_URL = env("SITE_URL", default="").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

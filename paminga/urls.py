@@ -8,6 +8,7 @@ from .graphql_view import PamingaGraphQLView
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     # Early in the list: URLs are resolved in order, and the API is what programs call most.
     path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

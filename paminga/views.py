@@ -1,10 +1,15 @@
+import functools
+from pathlib import Path
+
 from django.contrib import messages
+from django.contrib.staticfiles import finders
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 
 from . import services
@@ -118,6 +123,18 @@ def healthz(request):
     except Exception:  # noqa: BLE001 - whatever the queue's client raises, liveness answers
         ingest = {"queue": "unreachable"}
     return JsonResponse({"status": "ok", "ingest": ingest})
+
+
+@functools.cache
+def _favicon() -> bytes:
+    return Path(finders.find("favicon.svg")).read_bytes()
+
+
+@cache_control(public=True, max_age=86400)
+def favicon(request):
+    """/favicon.ico, which browsers ask for on every page that names no icon (the demo site, the admin, JSON
+    answers): the same SVG the app's pages link to. Browsers go by the content type, not the name."""
+    return HttpResponse(_favicon(), content_type="image/svg+xml")
 
 
 def _int(value) -> int:

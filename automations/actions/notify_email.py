@@ -7,6 +7,8 @@ from django.core.mail import EmailMessage
 from django.urls import reverse
 from django.utils import timezone
 
+from paminga.site import site_url
+
 from ..models import Action
 from .base import ActionKind, PermanentError, RunContext, Setting, TransientError
 
@@ -63,7 +65,7 @@ class NotifyEmail(ActionKind):
             "Metadata:",
             metadata,
             "",
-            f"Contact page: {settings.SITE_URL}{reverse('contacts:detail', args=[contact.pk])}",
+            f"Contact page: {site_url()}{reverse('contacts:detail', args=[contact.pk])}",
         ]
         message = EmailMessage(
             subject=subject,

@@ -45,11 +45,6 @@ class PageOf(Func):
         return f"SUBSTR({inner}, 1, INSTR({inner} || '?', '?') - 1)", [*params] * 4
 
 
-def page_of(url: str) -> str:
-    """PageOf in Python (for rows already in memory)."""
-    return url.split("#", 1)[0].split("?", 1)[0]
-
-
 def _sqlite_json_path(key: str) -> str:
     return "$." + json.dumps(key)
 

@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 from custom_events.models import CustomEvent
 from custom_events.services import custom_event_create
 from paminga.models import Account
+from paminga.progress import Progress
 from tracking.models import Contact, EventRecord, Impression, Session, Visitor
 
 SITE = "https://www.example.com"
@@ -138,18 +139,19 @@ class _Json(Jsonb):
 
 
 class _Writer:
-    """Writes rows of one model: binary COPY on PostgreSQL (rows are encoded in C by psycopg), bulk_create
-    elsewhere."""
+    """Writes rows of one model: binary COPY on PostgreSQL (rows are encoded in C by psycopg), a plain multi-row
+    INSERT elsewhere. Not bulk_create: it stamps auto_now_add fields with the current time, and the history's
+    contacts and visitors must keep the creation dates of their history."""
 
     def __init__(self, model, columns: list[str]):
         self.model = model
         self.columns = columns
+        self.fields = [model._meta.get_field(c) for c in columns]
         self.count = 0
         self.postgres = connection.vendor == "postgresql"
+        table = connection.ops.quote_name(model._meta.db_table)
+        names = ", ".join(connection.ops.quote_name(f.column) for f in self.fields)
         if self.postgres:
-            fields = [model._meta.get_field(c) for c in columns]
-            table = connection.ops.quote_name(model._meta.db_table)
-            names = ", ".join(connection.ops.quote_name(f.column) for f in fields)
             self.copy_sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -157,7 +159,9 @@ class _Writer:
                     [model._meta.db_table],
                 )
                 oids = dict(cursor.fetchall())
-            self.types = [oids[f.column] for f in fields]
+            self.types = [oids[f.column] for f in self.fields]
+        else:
+            self.insert_sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(self.fields))})"
 
     def write(self, rows: list[tuple]) -> None:
         if not rows:
@@ -168,17 +172,16 @@ class _Writer:
                 copy.set_types(self.types)
                 for row in rows:
                     copy.write_row(row)
-        else:
-            objs = [
-                self.model(
-                    **{
-                        c: json.loads(v.text) if isinstance(v, _Json) else v
-                        for c, v in zip(self.columns, row, strict=True)
-                    }
-                )
-                for row in rows
+            return
+        params = [
+            [
+                f.get_db_prep_save(json.loads(v.text) if isinstance(v, _Json) else v, connection)
+                for f, v in zip(self.fields, row, strict=True)
             ]
-            self.model.objects.bulk_create(objs, batch_size=500)
+            for row in rows
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(self.insert_sql, params)
 
 
 def _next_id(model) -> int:
@@ -220,10 +223,18 @@ def demo_definitions_ensure(*, account: Account) -> list[CustomEvent]:
 
 
 def demo_history_create(
-    *, account: Account, events: int, days: int = 365, random_seed: int = 1, end: datetime | None = None, log=None
+    *,
+    account: Account,
+    events: int,
+    days: int = 365,
+    random_seed: int = 1,
+    end: datetime | None = None,
+    log=None,
+    progress: Progress | None = None,
 ) -> SeedResult:
     """Writes `events` custom event occurrences (and the visitors, visits and page views around them) spread over
-    the `days` days before `end`, into the account. Adds to whatever history the account already has."""
+    the `days` days before `end`, into the account. Adds to whatever history the account already has. `progress`
+    counts the events as they are written."""
     if events < 0 or days < 1:
         raise ValueError("events must be >= 0 and days >= 1")
     started = time.monotonic()
@@ -328,7 +339,7 @@ def demo_history_create(
             end=end,
             events=events,
         )
-        _run_alongside_writes(generator, writers, log)
+        _run_alongside_writes(generator, writers, log, progress)
         _sequences_reset(models)
     if connection.vendor == "postgresql":
         # Fresh statistics, so that the planner knows the new rows (autovacuum would, but only later).
@@ -345,7 +356,7 @@ def demo_history_create(
     return result
 
 
-def _run_alongside_writes(generator: "_History", writers: dict, log) -> None:
+def _run_alongside_writes(generator: "_History", writers: dict, log, progress: Progress | None = None) -> None:
     """Generates rows in a second thread while this one writes them: the database indexes one batch while Python
     builds the next (COPY waits on the server with the GIL released)."""
     batches: queue.Queue = queue.Queue(maxsize=4)
@@ -373,6 +384,8 @@ def _run_alongside_writes(generator: "_History", writers: dict, log) -> None:
                 raise item
             model, rows = item
             writers[model].write(rows)
+            if progress is not None and model is EventRecord:
+                progress.update(len(rows))
     finally:
         stop.set()
         while thread.is_alive():  # unblock a producer waiting on a full queue

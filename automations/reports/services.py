@@ -30,6 +30,7 @@ from automations.models import (
     TrafficDailyRollup,
 )
 from paminga.models import Account
+from paminga.progress import Progress
 from tracking.models import Contact, EventRecord, Impression, Session
 
 from . import aggregates
@@ -77,8 +78,9 @@ def _day_runs(days: set[date]) -> list[tuple[date, date]]:
     return [(a, b) for a, b in runs]
 
 
-def report_rollups_update(*, now: datetime | None = None, log=None) -> RollupRun:
-    """Brings every account's rollups up to date. Safe to run at any time and concurrently (runs queue on a lock)."""
+def report_rollups_update(*, now: datetime | None = None, log=None, progress: Progress | None = None) -> RollupRun:
+    """Brings every account's rollups up to date. Safe to run at any time and concurrently (runs queue on a lock).
+    `progress` counts the local days rolled up (its total grows as each account's span is found)."""
     started = time.monotonic()
     now = now or timezone.now()
     cutoff = now - WATERMARK_LAG
@@ -118,7 +120,7 @@ def report_rollups_update(*, now: datetime | None = None, log=None) -> RollupRun
         for account in Account.objects.order_by("pk"):
             tz = account.tzinfo
             if rolled.get(account.pk) != account.time_zone:
-                _account_rebuild(account=account, upto=upto, now=now, log=log)
+                _account_rebuild(account=account, upto=upto, now=now, log=log, progress=progress)
                 run.accounts_rebuilt.append(account.pk)
                 continue
             days = set(dirty_days.get(account.pk, ()))
@@ -126,8 +128,12 @@ def report_rollups_update(*, now: datetime | None = None, log=None) -> RollupRun
                 # An hour can straddle two local days in zones with a half-hour offset.
                 days.add(hour.astimezone(tz).date())
                 days.add((hour + timedelta(minutes=59, seconds=59)).astimezone(tz).date())
+            if progress is not None:
+                progress.add_total(len(days))
             for day_from, day_to in _day_runs(days):
                 _days_rebuild(account=account, day_from=day_from, day_to=day_to, upto=upto)
+                if progress is not None:
+                    progress.update((day_to - day_from).days + 1)
             run.days_updated += len(days)
 
         ReportDirtyDay.objects.filter(id__in=[m[0] for m in dirty_marks]).delete()
@@ -140,7 +146,9 @@ def report_rollups_update(*, now: datetime | None = None, log=None) -> RollupRun
     return run
 
 
-def _account_rebuild(*, account: Account, upto: dict[str, int], now: datetime, log=None) -> None:
+def _account_rebuild(
+    *, account: Account, upto: dict[str, int], now: datetime, log=None, progress: Progress | None = None
+) -> None:
     """Every day of the account, from scratch (first run, or its time zone changed)."""
     for model in (EventDailyRollup, EventDailyBreakdown, TrafficDailyRollup):
         model.objects.filter(account=account).delete()
@@ -153,9 +161,13 @@ def _account_rebuild(*, account: Account, upto: dict[str, int], now: datetime, l
     if firsts:
         tz = account.tzinfo
         day_from, day_to = min(firsts).astimezone(tz).date(), max(lasts).astimezone(tz).date()
+        if progress is not None:
+            progress.add_total((day_to - day_from).days + 1)
         while day_from <= day_to:
             chunk_end = min(day_to, day_from + timedelta(days=CHUNK_DAYS - 1))
             _days_rebuild(account=account, day_from=day_from, day_to=chunk_end, upto=upto, clear=False)
+            if progress is not None:
+                progress.update((chunk_end - day_from).days + 1)
             if log:
                 log(f"  {account.slug}: rolled up {day_from} to {chunk_end}")
             day_from = chunk_end + timedelta(days=1)

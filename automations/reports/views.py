@@ -234,6 +234,75 @@ def event_report(request, pk: int):
     )
 
 
+OCCURRENCE_COLUMNS = [
+    "occurred_at",
+    "contact_email",
+    "contact_id",
+    "visitor",
+    "source",
+    "page_url",
+    "marketing_channel",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "is_conversion",
+    "attributed_impression_id",
+    "metadata",
+    "metadata_dropped",
+]
+
+
+def _occurrence_row(record, tz) -> list:
+    r = record
+    return [
+        r.occurred_at.astimezone(tz).isoformat(),
+        r.contact.email or "",
+        r.contact_id,
+        r.visitor.uid if r.visitor else "",
+        r.source,
+        r.page_url,
+        r.marketing_channel,
+        r.utm_source,
+        r.utm_medium,
+        r.utm_campaign,
+        r.utm_term,
+        r.utm_content,
+        r.is_conversion,
+        r.attributed_impression_id,
+        r.metadata,
+        r.metadata_dropped,
+    ]
+
+
+def _event_table(scope, event, table: str, values: dict) -> tuple[list[str], list] | None:
+    """The header and rows of one of the report's tables, None for an unknown table name."""
+    if table == "daily":
+        figures = selectors.event_figures(scope=scope, custom_event=event)
+        return ["day", "fires", "conversions"], list(
+            zip(scope.days, figures.daily_fires, figures.daily_conversions, strict=True)
+        )
+    if table in selectors.BREAKDOWN_DIMENSIONS:
+        rows = selectors.event_breakdown(scope=scope, custom_event=event, dimension=table)
+        header = [table, "label", "fires", "conversions", "share_of_fires"]
+        return header, [[r.value, r.label, r.fires, r.conversions, r.share] for r in rows]
+    if table == "attributed-pages":
+        rows = selectors.attributed_by_page(scope=scope, custom_event=event)
+        header = ["page", "attributed_conversions", "page_views", "conversion_rate"]
+        return header, [[r.label, r.conversions, r.base, r.rate] for r in rows]
+    if table == "attributed-channels":
+        rows = selectors.attributed_by_channel(scope=scope, custom_event=event)
+        header = ["channel", "label", "attributed_conversions", "share_of_attributed"]
+        return header, [[r.value, r.label, r.conversions, r.share] for r in rows]
+    if table == "metadata":
+        key = values["key"]
+        rows = selectors.event_metadata_breakdown(scope=scope, custom_event=event, key=key)
+        header = ["key", "value", "fires", "conversions", "share_of_fires"]
+        return header, [[key, r.label, r.fires, r.conversions, r.share] for r in rows]
+    return None
+
+
 @account_required
 def event_report_csv(request, pk: int, table: str):
     event = custom_event_get_or_404(account=request.account, pk=pk)
@@ -244,93 +313,25 @@ def event_report_csv(request, pk: int, table: str):
     if not filters.is_valid():
         return _bad_request(filters)
     values = filters.cleaned_data
+    if table == "metadata" and not values["key"]:
+        return HttpResponseBadRequest("Choose the metadata key: ?key=…\n", content_type="text/plain")
     name = f"{event.slug}-{table}-{start}-{end}.csv"
     with selectors.report_scope(account=request.account, start=start, end=end) as scope:
-        if table == "daily":
-            figures = selectors.event_figures(scope=scope, custom_event=event)
-            rows = zip(scope.days, figures.daily_fires, figures.daily_conversions, strict=True)
-            return csv_response(name, ["day", "fires", "conversions"], list(rows))
-        if table in selectors.BREAKDOWN_DIMENSIONS:
-            rows = selectors.event_breakdown(scope=scope, custom_event=event, dimension=table)
-            return csv_response(
-                name,
-                [table, "label", "fires", "conversions", "share_of_fires"],
-                [[r.value, r.label, r.fires, r.conversions, r.share] for r in rows],
-            )
-        if table == "attributed-pages":
-            rows = selectors.attributed_by_page(scope=scope, custom_event=event)
-            return csv_response(
-                name,
-                ["page", "attributed_conversions", "page_views", "conversion_rate"],
-                [[r.label, r.conversions, r.base, r.rate] for r in rows],
-            )
-        if table == "attributed-channels":
-            rows = selectors.attributed_by_channel(scope=scope, custom_event=event)
-            return csv_response(
-                name,
-                ["channel", "label", "attributed_conversions", "share_of_attributed"],
-                [[r.value, r.label, r.conversions, r.share] for r in rows],
-            )
-        if table == "metadata":
-            key = values["key"]
-            if not key:
-                return HttpResponseBadRequest("Choose the metadata key: ?key=…\n", content_type="text/plain")
-            rows = selectors.event_metadata_breakdown(scope=scope, custom_event=event, key=key)
-            return csv_response(
-                name,
-                ["key", "value", "fires", "conversions", "share_of_fires"],
-                [[key, r.label, r.fires, r.conversions, r.share] for r in rows],
-            )
-        if table == "occurrences":
-            records = selectors.event_occurrences_all(
-                scope=scope,
-                custom_event=event,
-                metadata_key=values["meta_key"],
-                metadata_value=values["meta_value"] or None,
-            )
-    if table == "occurrences":
-        tz = request.account.tzinfo
-        header = [
-            "occurred_at",
-            "contact_email",
-            "contact_id",
-            "visitor",
-            "source",
-            "page_url",
-            "marketing_channel",
-            "utm_source",
-            "utm_medium",
-            "utm_campaign",
-            "utm_term",
-            "utm_content",
-            "is_conversion",
-            "attributed_impression_id",
-            "metadata",
-            "metadata_dropped",
-        ]
-        rows = (
-            [
-                r.occurred_at.astimezone(tz).isoformat(),
-                r.contact.email or "",
-                r.contact_id,
-                r.visitor.uid if r.visitor else "",
-                r.source,
-                r.page_url,
-                r.marketing_channel,
-                r.utm_source,
-                r.utm_medium,
-                r.utm_campaign,
-                r.utm_term,
-                r.utm_content,
-                r.is_conversion,
-                r.attributed_impression_id,
-                r.metadata,
-                r.metadata_dropped,
-            ]
-            for r in records.iterator(chunk_size=2000)
+        if table != "occurrences":
+            found = _event_table(scope, event, table, values)
+            if found is None:
+                raise Http404("No such table.")
+            return csv_response(name, *found)
+        records = selectors.event_occurrences_all(
+            scope=scope,
+            custom_event=event,
+            metadata_key=values["meta_key"],
+            metadata_value=values["meta_value"] or None,
         )
-        return csv_response(name, header, rows)
-    raise Http404("No such table.")
+    # Streamed after the scope closes, as before: the rows are read in chunks while the response is written.
+    tz = request.account.tzinfo
+    rows = (_occurrence_row(r, tz) for r in records.iterator(chunk_size=2000))
+    return csv_response(name, OCCURRENCE_COLUMNS, rows)
 
 
 # --- Account conversions ----------------------------------------------------------------------------------------

@@ -99,3 +99,22 @@ def test_seed_demo_seeds_a_history_once():
 def test_seed_demo_without_history():
     run("seed_demo", "--no-history")
     assert EventRecord.objects.count() == 0
+
+
+def test_seeded_contacts_and_visitors_are_created_before_their_history(account):
+    # given a history whose last day is well before now
+    end = timezone.now() - timedelta(days=30)
+    seed.demo_history_create(account=account, events=300, days=20, random_seed=5, end=end)
+
+    # then no contact or visitor carries the seeding time, and each existed before its first event
+    contacts = Contact.objects.filter(account=account)
+    assert contacts.count() > 0
+    assert contacts.filter(created_at__gt=end).count() == 0
+    assert Visitor.objects.filter(account=account, created_at__gt=end).count() == 0
+    first_event = EventRecord.objects.filter(contact=OuterRef("pk")).order_by("occurred_at").values("occurred_at")[:1]
+    with_events = contacts.annotate(first=Subquery(first_event)).exclude(first=None)
+    assert with_events.count() > 0
+    assert [c.pk for c in with_events if c.created_at > c.first] == []
+    # and the events keep their own creation times, a moment after they occurred
+    records = EventRecord.objects.filter(account=account)
+    assert [r.pk for r in records if not r.occurred_at <= r.created_at <= r.occurred_at + timedelta(seconds=1)] == []

@@ -128,3 +128,24 @@ def test_unmatched_source_names_are_listed_with_a_link_to_add_them(client_logged
     assert "Ancient" not in body and "Globex Only" not in body and "<code>partner</code>" not in body
     form = client_logged_in.get(CREATE, {"name": "Podcast & Co"}).content.decode()
     assert 'value="Podcast &amp; Co"' in form
+
+
+def test_empty_states_say_what_is_true(client_logged_in, account, other_account):
+    # given no sources and no event naming one (another account's names do not count)
+    EventRecordFactory(custom_event__account=other_account, marketing_source_name="Globex Only")
+
+    body = client_logged_in.get(LIST).content.decode()
+
+    assert "No marketing sources yet" in body
+    assert "no event in the last 30 days named a <code>marketing_source</code>" in body
+    assert "matched a marketing source" not in body
+
+    # given two events whose names both matched a source
+    source = MarketingSourceFactory(account=account, name="Partner")
+    for _ in range(2):
+        EventRecordFactory(custom_event__account=account, marketing_source=source, marketing_source_name="partner")
+
+    body = client_logged_in.get(LIST).content.decode()
+
+    assert "the 2 events that named a source all matched a marketing source" in body
+    assert "No marketing sources yet" not in body

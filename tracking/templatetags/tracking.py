@@ -1,20 +1,23 @@
 import json
 
 from django import template
-from django.conf import settings
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 
 from paminga.models import Account
+from paminga.site import site_url
 
 register = template.Library()
 
 
 @register.simple_tag
-def beacon_snippet(account: Account, base_url: str = "") -> str:
+def beacon_snippet(account: Account, base_url: str = "", request: HttpRequest | None = None) -> str:
     """The HTML a customer pastes into every page: the optional queueing stub and the async beacon script. Returned
-    as plain text: escape it to show it, mark it safe to embed it."""
-    beacon_url = (base_url or settings.SITE_URL).rstrip("/") + reverse("tracking:beacon", args=[account.site_key])
+    as plain text: escape it to show it, mark it safe to embed it. The beacon's address is `base_url`, else this
+    server's public URL (SITE_URL, else the host `request` came in on)."""
+    base_url = base_url or site_url(request=request)
+    beacon_url = base_url.rstrip("/") + reverse("tracking:beacon", args=[account.site_key])
     return render_to_string("tracking/_install_snippet.txt", {"beacon_url": beacon_url}).strip()
 
 

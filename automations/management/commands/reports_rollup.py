@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from automations.models import ReportAccountRollup
 from automations.reports.services import report_rollups_update
 from paminga.models import Account
+from paminga.progress import Progress
 
 
 class Command(BaseCommand):
@@ -25,7 +26,8 @@ class Command(BaseCommand):
                     raise CommandError(f"No account with the slug “{unknown[0]}”.")
                 accounts = accounts.filter(account__slug__in=account)
             accounts.delete()
-        run = report_rollups_update(log=self.stdout.write)
+        with Progress(stream=self.stdout, description="Rolling up", unit="day") as progress:
+            run = report_rollups_update(progress=progress)
         self.stdout.write(
             f"Report rollups up to date in {run.seconds:.1f} s: {len(run.accounts_rebuilt)} account(s) rebuilt, "
             f"{run.days_updated} day(s) updated."

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from automations.reports.seed import demo_history_create
 from paminga.models import Account
+from paminga.progress import Progress
 
 MAX_EVENTS = 50_000_000
 MAX_DAYS = 3650
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         if target is None:
             raise CommandError(f"No account with the slug “{account}”. Create it with `manage.py create_account`.")
         self.stdout.write(f"Writing {events:,} events over {days} days into “{target.name}” ({target.time_zone})…")
-        result = demo_history_create(account=target, events=events, days=days, random_seed=seed, log=self.stdout.write)
+        with Progress(stream=self.stdout, description="Writing events", unit="event", total=events) as progress:
+            result = demo_history_create(account=target, events=events, days=days, random_seed=seed, progress=progress)
         self.stdout.write(
             f"Wrote {result.events:,} events ({result.conversions:,} conversions), {result.sessions:,} visits, "
             f"{result.impressions:,} page views, {result.visitors:,} visitors and {result.contacts:,} contacts "

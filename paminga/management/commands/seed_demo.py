@@ -7,6 +7,7 @@ from custom_events.models import CustomEvent
 from custom_events.services import custom_event_create
 from paminga.models import Account, Membership
 from paminga.services import account_create, membership_create, user_get_or_create
+from paminga.site import site_url
 from tracking.models import EventRecord
 
 DEMO_EMAIL = "demo@paminga.local"
@@ -30,8 +31,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-history", action="store_true", help="Do not seed the report history.")
+        parser.add_argument(
+            "--url",
+            default="",
+            help="The URL the server runs at, for the printed links (`make run` passes its HOST and PORT). "
+            "Default: SITE_URL, else http://127.0.0.1:8000.",
+        )
 
-    def handle(self, *args, no_history=False, **options):
+    def handle(self, *args, no_history=False, url="", **options):
         with transaction.atomic():
             account = Account.objects.filter(slug="demo").first()
             created = account is None
@@ -54,8 +61,9 @@ class Command(BaseCommand):
                 f"Seeded a report history: {result.events:,} events, {result.sessions:,} visits and "
                 f"{result.impressions:,} page views over {DEMO_HISTORY_DAYS} days."
             )
+        base = (url or site_url()).rstrip("/")
         self.stdout.write(
             f"{'Created' if created else 'Reusing'} the demo account “{account.name}” (site key {account.site_key}).\n"
-            f"Log in at http://127.0.0.1:8000/login/ as {DEMO_EMAIL} with the password {DEMO_PASSWORD}\n"
-            "Demo website with the tracking beacon: http://127.0.0.1:8000/demo/"
+            f"Log in at {base}/login/ as {DEMO_EMAIL} with the password {DEMO_PASSWORD}\n"
+            f"Demo website with the tracking beacon: {base}/demo/"
         )

@@ -215,3 +215,16 @@ TRACKING_DEBUGGER_MAX_PER_MINUTE = env.int("TRACKING_DEBUGGER_MAX_PER_MINUTE", d
 TRACKING_CONTACT_LINK_MAX_AGE_DAYS = env.int("TRACKING_CONTACT_LINK_MAX_AGE_DAYS", default=180)
 # bench/collect_bench.py's baseline view at /bench/noop; off (404) unless set.
 BENCH_NOOP_VIEW = env.bool("BENCH_NOOP_VIEW", default=False)
+
+# --- Privacy: raw data retention (docs/privacy.md) ----------------------------------------------------------------
+# Each account's retention period is its own setting; this is how the periodic job deletes. Rows per batch: each
+# batch is one short transaction, so capture never waits on it.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=6 * 3600)
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "privacy-retention-run": {
+        "task": "automations.tasks.retention_run_task",
+        "schedule": float(RETENTION_INTERVAL_SECONDS),
+    },
+}

@@ -20,6 +20,7 @@ from .cors import origin_allowed
 from .hits import BODY_MAX_BYTES, HitError, hit_parse
 from .links import CONTACT_PARAM
 from .models import RejectedHit
+from .privacy import hit_refused_for_privacy, untracked_hit_totals
 
 logger = logging.getLogger(__name__)
 Reason = RejectedHit.Reason
@@ -77,6 +78,8 @@ def collect(request, site_key: str):
     account = account_get_by_site_key(site_key=site_key)
     if account is None:
         return _error(404, "UNKNOWN_SITE", "No account has this site key; copy the install snippet again.")
+    if hit_refused_for_privacy(request=request, account=account):
+        return JsonResponse({"status": "not_tracked"})
     origin = request.headers.get("Origin")
     if origin and not origin_allowed(account=account, origin=origin):
         message = f"Hits from {origin[:200]} are refused: add its host name to the account's domains."
@@ -161,5 +164,6 @@ def event_debugger(request):
         "reasons": [(value, label, counts.get(value, 0)) for value, label in Reason.choices],
         "reason": reason,
         "keep": settings.TRACKING_DEBUGGER_KEEP,
+        "untracked": untracked_hit_totals(account=request.account),
     }
     return render(request, "tracking/event_debugger.html", context)

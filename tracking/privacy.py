@@ -31,7 +31,9 @@ def hit_refused_for_privacy(*, request, account: Account) -> str | None:
     account honours count: the beacon checks navigator.globalPrivacyControl itself and sends nothing, so this
     catches browsers that send the header alone and senders that bypass the beacon."""
     reason = None
-    if account.honour_gpc and request.headers.get("Sec-GPC", "").strip() == "1":
+    # The beacon's own count-only request (an empty body) says `?gpc=1`, for browsers that set
+    # navigator.globalPrivacyControl without sending the header.
+    if account.honour_gpc and (request.headers.get("Sec-GPC", "").strip() == "1" or request.GET.get("gpc") == "1"):
         reason = Reason.GPC
     elif account.honour_dnt and request.headers.get("DNT", "").strip() == "1":
         reason = Reason.DNT

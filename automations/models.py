@@ -206,3 +206,36 @@ class TrafficDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dimension}={self.value} on {self.day}: {self.count}"
+
+
+class ReportRawHorizon(models.Model):
+    """The first local day whose raw rows are all still stored, per account: retention deleted everything before
+    it. Rollups of earlier days are then the only record of those days, so they are never rebuilt from the (gone)
+    raw rows; see automations.privacy.retention_run."""
+
+    account = models.OneToOneField("paminga.Account", on_delete=models.CASCADE, related_name="+")
+    raw_from = models.DateField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Raw rows of {self.account_id} from {self.raw_from}"
+
+
+# --- Privacy (automations.privacy) ----------------------------------------------------------------------------
+
+
+class ContactErasure(models.Model):
+    """That a contact was erased: when and by whom, never whom (that would keep what was erased). The counts say
+    how many rows went, for the operator's audit."""
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="contact_erasures")
+    erased_at = models.DateTimeField(auto_now_add=True)
+    # "user <username>", "API key <name>" or "command": who asked, as a label that outlives the user or key.
+    erased_by = models.CharField(max_length=200)
+    counts = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-erased_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Erasure in {self.account_id} at {self.erased_at:%Y-%m-%d %H:%M} by {self.erased_by}"

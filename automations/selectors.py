@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 
 from custom_events.models import CustomEvent
 from paminga.models import Account
-from tracking.models import Contact, ContactTag, EventRecord, Impression
+from tracking.models import Contact, ContactTag, EventRecord, Impression, Session, Visitor
 
 from .models import Action, ActionRun
 
@@ -114,3 +114,17 @@ def contact_timeline(
     more = len(entries) > size
     entries = entries[:size]
     return entries, (entries[-1].at if more else None)
+
+
+def contact_data_counts(*, contact: Contact) -> dict[str, int]:
+    """How many rows of each kind hold the contact: what erasing it deletes."""
+    visitors = Visitor.objects.filter(contact=contact)
+    return {
+        "visitors": visitors.count(),
+        "visits": Session.objects.filter(visitor__in=visitors).count(),
+        "impressions": Impression.objects.filter(visitor__in=visitors).count(),
+        "events": EventRecord.objects.filter(contact=contact).count(),
+        "action_runs": ActionRun.objects.filter(event_record__contact=contact).count(),
+        "tags": contact.tags.count(),
+        "lists": contact.lists.count(),
+    }

@@ -38,3 +38,11 @@ def action_run_task(self, run_id: int) -> None:
 def action_runs_sweep_task() -> None:
     result = services.action_runs_sweep()
     logger.info("Action run sweep: %s", result)
+
+
+@shared_task(ignore_result=True, soft_time_limit=3600, time_limit=3700)
+def retention_run_task() -> None:
+    """Periodic (Celery beat): deletes raw rows older than each account's retention period, in small batches."""
+    from .retention import retention_run
+
+    retention_run()

@@ -5,7 +5,7 @@ from datetime import UTC
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -15,7 +15,7 @@ from custom_events.selectors import custom_event_get_or_404
 from paminga.accounts import account_can_manage, account_required
 from paminga.services import account_webhook_secret_rotate
 
-from . import selectors, services
+from . import privacy, selectors, services
 from .actions import REGISTRY, kind_get
 from .conditions import condition_describe
 from .forms import ActionForm, ContactSearchForm, RunFilterForm
@@ -233,6 +233,43 @@ def contact_detail(request, pk: int):
         "first_page": before is None,
     }
     return render(request, "automations/contacts/detail.html", context)
+
+
+@account_required
+def contact_erase(request, pk: int):
+    """GET: what erasing the contact deletes, and a confirmation form. POST: erase it (owners and admins)."""
+    contact = selectors.contact_get_or_404(account=request.account, pk=pk)
+    if not contact.email:
+        raise Http404("Anonymous contacts are erased by retention, not by address.")
+    can_manage = account_can_manage(request)
+    if request.method == "POST":
+        if not can_manage:
+            messages.error(request, "Only the account's owners and admins can erase a contact.")
+            return redirect("contacts:detail", pk=contact.pk)
+        privacy.contact_erase(
+            account=request.account, email=contact.email, erased_by=privacy.erased_by_label(user=request.user)
+        )
+        messages.success(request, "The contact and everything recorded about them were erased.")
+        return redirect("contacts:list")
+    context = {
+        "contact": contact,
+        "counts": selectors.contact_data_counts(contact=contact),
+        "can_manage": can_manage,
+    }
+    return render(request, "automations/contacts/erase.html", context)
+
+
+@account_required
+def contact_export(request, pk: int):
+    """Everything stored about the contact, as a JSON download."""
+    contact = selectors.contact_get_or_404(account=request.account, pk=pk)
+    if not contact.email:
+        raise Http404("Anonymous contacts have no address to export by.")
+    document = privacy.contact_export(account=request.account, email=contact.email)
+    response = JsonResponse(document, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    response["Content-Disposition"] = f'attachment; filename="contact-{contact.pk}.json"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @require_POST

@@ -40,11 +40,31 @@ class AccountSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["name", "domains", "time_zone", "session_timeout_minutes"]
+        fields = [
+            "name",
+            "domains",
+            "time_zone",
+            "session_timeout_minutes",
+            "tracking_consent",
+            "honour_gpc",
+            "honour_dnt",
+            "retention_months",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["time_zone"].choices = [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
+        # The privacy settings came after the others: a form posted without them (an older page still open, a
+        # script) keeps the account's current values instead of failing.
+        for name in ("tracking_consent", "retention_months"):
+            self.fields[name].required = False
+
+    def clean_tracking_consent(self):
+        return self.cleaned_data["tracking_consent"] or self.instance.tracking_consent
+
+    def clean_retention_months(self):
+        value = self.cleaned_data["retention_months"]
+        return self.instance.retention_months if value is None else value
 
 
 class ApiKeyForm(forms.Form):

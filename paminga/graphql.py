@@ -4,11 +4,12 @@
 import graphene
 
 from automations.graphql import AutomationsMutation, AutomationsQuery
+from automations.privacy_graphql import PrivacyMutation, PrivacyQuery
 from automations.reports.graphql import ReportsQuery
 from custom_events.graphql import CustomEventsMutation, CustomEventsQuery
 
 
-class Query(CustomEventsQuery, AutomationsQuery, ReportsQuery, graphene.ObjectType):
+class Query(CustomEventsQuery, AutomationsQuery, ReportsQuery, PrivacyQuery, graphene.ObjectType):
     """Reads, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
 
     ping = graphene.Boolean(required=True, description="Always true: the API is reachable and the key is valid.")
@@ -20,7 +21,7 @@ class Query(CustomEventsQuery, AutomationsQuery, ReportsQuery, graphene.ObjectTy
         return True
 
 
-class Mutation(CustomEventsMutation, AutomationsMutation, graphene.ObjectType):
+class Mutation(CustomEventsMutation, AutomationsMutation, PrivacyMutation, graphene.ObjectType):
     """Writes, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
 
 

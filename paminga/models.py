@@ -52,6 +52,10 @@ def validate_domains(value) -> None:
 class Account(models.Model):
     """A tenant: one customer with its websites, custom events, contacts and API keys."""
 
+    class Consent(models.TextChoices):
+        NOT_REQUIRED = "not_required", "Not required"
+        REQUIRED = "required", "Required"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=63, unique=True, validators=[ACCOUNT_SLUG_VALIDATOR])
     site_key = models.CharField(max_length=32, unique=True, default=new_site_key, editable=False)
@@ -69,6 +73,31 @@ class Account(models.Model):
         help_text="A visit ends after this many minutes without activity.",
     )
     webhook_secret = models.CharField(max_length=80, default=new_webhook_secret, editable=False)
+    # Privacy (docs/privacy.md).
+    tracking_consent = models.CharField(
+        "Tracking consent",
+        max_length=16,
+        choices=Consent.choices,
+        default=Consent.NOT_REQUIRED,
+        help_text="Required: the beacon stores and sends nothing until the site calls $__MA.consent(true).",
+    )
+    honour_gpc = models.BooleanField(
+        "Honour Global Privacy Control",
+        default=False,
+        help_text="Visitors whose browser sends Global Privacy Control (Sec-GPC) are not tracked.",
+    )
+    honour_dnt = models.BooleanField(
+        "Honour Do Not Track",
+        default=False,
+        help_text="Visitors whose browser sends Do Not Track (DNT: 1) are not tracked either.",
+    )
+    retention_months = models.PositiveSmallIntegerField(
+        "Raw data retention (months)",
+        default=25,
+        validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text="Page views, events, visits, debugger entries and action runs older than this are deleted. "
+        "Report totals of those days stay.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -230,3 +230,16 @@ INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=500)
 INGEST_BATCH_WAIT_MS = env.int("INGEST_BATCH_WAIT_MS", default=100)
 # A consumer holds its shards for this long between renewals; a stopped consumer's shards move after it.
 INGEST_LEASE_SECONDS = env.float("INGEST_LEASE_SECONDS", default=10.0)
+
+# --- Privacy: raw data retention (docs/privacy.md) ----------------------------------------------------------------
+# Each account's retention period is its own setting; this is how the periodic job deletes. Rows per batch: each
+# batch is one short transaction, so capture never waits on it.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=6 * 3600)
+CELERY_BEAT_SCHEDULE = {
+    **CELERY_BEAT_SCHEDULE,
+    "privacy-retention-run": {
+        "task": "automations.tasks.retention_run_task",
+        "schedule": float(RETENTION_INTERVAL_SECONDS),
+    },
+}

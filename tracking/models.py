@@ -292,3 +292,23 @@ class RejectedHit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
+
+
+class UntrackedHitCount(models.Model):
+    """Hits answered but not recorded, per account, day (UTC) and reason: a visitor's privacy signal today, bots
+    later. Only a count: nothing of the hit is kept, which is the point of not recording it."""
+
+    class Reason(models.TextChoices):
+        GPC = "GPC", "Global Privacy Control"
+        DNT = "DNT", "Do Not Track"
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "day", "reason"], name="untracked_hit_count_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.reason} on {self.day}: {self.count}"

@@ -13,6 +13,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from paminga.accounts import account_required
+from paminga.models import Account
 
 from . import selectors, services
 from .cache import account_get_by_site_key
@@ -22,6 +23,7 @@ from .hits import BODY_MAX_BYTES, HitError, hit_parse
 from .items import HitItem
 from .links import CONTACT_PARAM
 from .models import RejectedHit
+from .privacy import hit_refused_for_privacy, untracked_hit_totals
 
 logger = logging.getLogger(__name__)
 Reason = RejectedHit.Reason
@@ -64,6 +66,12 @@ def beacon(request, site_key: str):
             "collect_url": request.build_absolute_uri(f"/collect/{site_key}"),
             "contact_param": CONTACT_PARAM,
             "metadata_max_bytes": services.METADATA_MAX_BYTES,
+            # Unchecked (the database is down), the script asks for consent and honours GPC: nothing is stored for a
+            # visitor whose site's rules are unknown.
+            "privacy": {
+                "consent_required": not checked or account.tracking_consent == Account.Consent.REQUIRED,
+                "honour_gpc": not checked or account.honour_gpc,
+            },
         },
     )
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
@@ -107,6 +115,8 @@ def collect(request, site_key: str):
         return _unavailable(Unavailable(settings.INGEST_RETRY_AFTER_SECONDS))
     if account is None:
         return _error(404, "UNKNOWN_SITE", "No account has this site key; copy the install snippet again.")
+    if hit_refused_for_privacy(request=request, account=account):
+        return JsonResponse({"status": "not_tracked"})
     origin = request.headers.get("Origin")
     if origin and not origin_allowed(account=account, origin=origin):
         message = f"Hits from {origin[:200]} are refused: add its host name to the account's domains."
@@ -197,5 +207,6 @@ def event_debugger(request):
         "reasons": [(value, label, counts.get(value, 0)) for value, label in Reason.choices],
         "reason": reason,
         "keep": settings.TRACKING_DEBUGGER_KEEP,
+        "untracked": untracked_hit_totals(account=request.account),
     }
     return render(request, "tracking/event_debugger.html", context)

@@ -26,6 +26,7 @@ from automations.models import (
     EventDailyRollup,
     ReportAccountRollup,
     ReportDirtyDay,
+    ReportRawHorizon,
     ReportRollupWatermark,
     TrafficDailyRollup,
 )
@@ -117,10 +118,13 @@ def report_rollups_update(*, now: datetime | None = None, log=None, progress: Pr
             dirty_days[account_id].add(day)
 
         rolled = dict(ReportAccountRollup.objects.values_list("account_id", "time_zone"))
+        # Days before an account's horizon have no raw rows left (retention): their rollups are never rebuilt.
+        horizons = dict(ReportRawHorizon.objects.values_list("account_id", "raw_from"))
         for account in Account.objects.order_by("pk"):
             tz = account.tzinfo
+            raw_from = horizons.get(account.pk)
             if rolled.get(account.pk) != account.time_zone:
-                _account_rebuild(account=account, upto=upto, now=now, log=log, progress=progress)
+                _account_rebuild(account=account, upto=upto, now=now, log=log, progress=progress, raw_from=raw_from)
                 run.accounts_rebuilt.append(account.pk)
                 continue
             days = set(dirty_days.get(account.pk, ()))
@@ -128,6 +132,8 @@ def report_rollups_update(*, now: datetime | None = None, log=None, progress: Pr
                 # An hour can straddle two local days in zones with a half-hour offset.
                 days.add(hour.astimezone(tz).date())
                 days.add((hour + timedelta(minutes=59, seconds=59)).astimezone(tz).date())
+            if raw_from is not None:
+                days = {day for day in days if day >= raw_from}
             if progress is not None:
                 progress.add_total(len(days))
             for day_from, day_to in _day_runs(days):
@@ -147,11 +153,20 @@ def report_rollups_update(*, now: datetime | None = None, log=None, progress: Pr
 
 
 def _account_rebuild(
-    *, account: Account, upto: dict[str, int], now: datetime, log=None, progress: Progress | None = None
+    *,
+    account: Account,
+    upto: dict[str, int],
+    now: datetime,
+    log=None,
+    progress: Progress | None = None,
+    raw_from: date | None = None,
 ) -> None:
-    """Every day of the account, from scratch (first run, or its time zone changed)."""
+    """Every day of the account, from scratch (first run, or its time zone changed), but for the days before
+    `raw_from`, whose raw rows retention deleted: their rollups are kept as they are (in the time zone they were
+    made in)."""
     for model in (EventDailyRollup, EventDailyBreakdown, TrafficDailyRollup):
-        model.objects.filter(account=account).delete()
+        rows = model.objects.filter(account=account)
+        (rows.filter(day__gte=raw_from) if raw_from else rows).delete()
     span = [
         model.objects.filter(account=account, id__lte=upto[table]).aggregate(a=Min(day_field), b=Max(day_field))
         for table, (model, _written, day_field) in TABLES.items()
@@ -161,8 +176,10 @@ def _account_rebuild(
     if firsts:
         tz = account.tzinfo
         day_from, day_to = min(firsts).astimezone(tz).date(), max(lasts).astimezone(tz).date()
+        if raw_from is not None:
+            day_from = max(day_from, raw_from)
         if progress is not None:
-            progress.add_total((day_to - day_from).days + 1)
+            progress.add_total(max(0, (day_to - day_from).days + 1))
         while day_from <= day_to:
             chunk_end = min(day_to, day_from + timedelta(days=CHUNK_DAYS - 1))
             _days_rebuild(account=account, day_from=day_from, day_to=chunk_end, upto=upto, clear=False)

@@ -29,11 +29,12 @@ def test_beacon_answers_304_to_a_matching_etag(client, account):
     assert again.status_code == 304 and again.content == b""
 
 
-def test_beacon_is_gzipped_and_under_3_kb(client, account):
+def test_beacon_is_gzipped_and_under_3_5_kb(client, account):
     response = client.get(f"/beacon/{account.site_key}.js", headers={"Accept-Encoding": "gzip"})
 
     assert response["Content-Encoding"] == "gzip"
-    assert len(response.content) < 3 * 1024
+    # 2.7 KB before consent and Global Privacy Control, which cost about 450 bytes compressed.
+    assert len(response.content) < 3.5 * 1024
     assert gzip.decompress(response.content).decode().startswith("/* Paminga tracking beacon")
 
 

@@ -10,19 +10,27 @@
  * are off) and a random hit id, so a retried hit is recorded once. Nothing else: no fingerprint, no third-party
  * cookie. Hits that fail are kept in localStorage and retried with backoff for a day; pending hits are flushed with
  * sendBeacon when the page is hidden or left.
+ * {% if privacy.consent_required %}Nothing is stored or sent before $__MA.consent(true). {% endif %}$__MA.consent(false) stops it and
+ * removes the visitor id and the outbox.{% if privacy.honour_gpc %} Global Privacy Control: not tracked.{% endif %}
  */
 (function (w, d) {
   "use strict";
   var pre = w.$__MA;
   if (pre && pre.loaded) return;
   var SITE = "{{ site_key|escapejs }}", VID = "__ma_vid", QKEY = "__ma_q_" + SITE, DAY = 864e5;
+  var CONSENT = "__ma_consent", ASK = {{ privacy.consent_required|yesno:"true,false" }};
   var loc = w.location, nav = w.navigator, hist = w.history, ls = null, queue = [], busy = null, timer = 0;
   var endpoint = "{{ collect_url|escapejs }}";
   {# Post where the script came from: right scheme and host even behind a proxy that hides them from the server. #}
   try { endpoint = new URL("/collect/" + SITE, d.currentScript.src).href; } catch (e) {}
-  try { ls = w.localStorage; ls.setItem(QKEY + "-", "1"); ls.removeItem(QKEY + "-"); } catch (e) { ls = null; }
+  {% comment %}Privacy. `started` once this visitor may be tracked: only then is anything stored (cookie,
+  localStorage) or sent. Before, hits wait in `held`, in memory, for the page's lifetime: sent on consent(true),
+  dropped on consent(false). A visitor whose browser sends Global Privacy Control (when the account honours it) is
+  never tracked, whatever the site's banner says.{% endcomment %}
+  var gpc = {{ privacy.honour_gpc|yesno:"true,false" }} && nav.globalPrivacyControl === true;
+  var started = false, held = [], vid = null;
 
-  function put(key, value) { try { if (ls) ls.setItem(key, value); } catch (e) {} }
+  function put(key, value) { try { if (ls && started) ls.setItem(key, value); } catch (e) {} }
 
   function rid() {
     var a = new Uint8Array(16), s = "", i;
@@ -31,36 +39,70 @@
     return s;
   }
 
-  function readCookie() {
-    var m = d.cookie.match(/(?:^|;\s*)__ma_vid=([\w-]{8,64})/);
+  function readCookie(name) {
+    var m = d.cookie.match(new RegExp("(?:^|;\\s*)" + (name || VID) + "=([\\w-]{1,64})"));
     return m && m[1];
   }
 
-  function writeCookie(v) {
+  function writeCookie(v, name, maxAge) {
     var host = loc.hostname, parts = host.split("."), i;
-    var attrs = "; path=/; max-age=63072000; samesite=lax" + (loc.protocol === "https:" ? "; secure" : "");
+    name = name || VID;
+    var attrs = "; path=/; max-age=" + (maxAge === undefined ? 63072000 : maxAge) + "; samesite=lax" +
+      (loc.protocol === "https:" ? "; secure" : "");
     {% comment %}The widest domain the browser accepts (example.com for www.example.com; never a public suffix such
     as co.uk), so that every subdomain of the site shares one visitor. Host-only for IP addresses and localhost.
-    {% endcomment %}
+    Removing (max-age 0) goes through every domain, as it cannot tell which one holds the cookie.{% endcomment %}
     for (i = parts.length - 2; i >= 0 && !/^[\d.]+$/.test(host); i--) {
-      d.cookie = VID + "=" + v + "; domain=" + parts.slice(i).join(".") + attrs;
-      if (readCookie() === v) return;
+      d.cookie = name + "=" + v + "; domain=" + parts.slice(i).join(".") + attrs;
+      if (maxAge !== 0 && readCookie(name) === v) return;
     }
-    d.cookie = VID + "=" + v + attrs;
+    d.cookie = name + "=" + v + attrs;
   }
 
-  var vid = readCookie() || (ls && ls.getItem(VID));
-  if (!/^[\w-]{8,64}$/.test(vid || "")) vid = rid();
-  writeCookie(vid);
-  put(VID, vid);
+  {# The site's answer, remembered so that its banner asks once: "1", "0", or null while it has not answered. #}
+  function choice() { var c = readCookie(CONSENT); return c === "1" || c === "0" ? c : null; }
+
+  function allowed() { return !gpc && (ASK ? choice() === "1" : choice() !== "0"); }
+
+  function start() {
+    if (started || !allowed()) return;
+    started = true;
+    try { ls = w.localStorage; ls.setItem(QKEY + "-", "1"); ls.removeItem(QKEY + "-"); } catch (e) { ls = null; }
+    vid = readCookie() || (ls && ls.getItem(VID));
+    if (!/^[\w-]{8,64}$/.test(vid || "")) vid = rid();
+    writeCookie(vid);
+    put(VID, vid);
+    try { queue = JSON.parse(ls.getItem(QKEY)) || []; } catch (e) {}
+    if (!(queue instanceof Array)) queue = [];
+    {# Held hits keep their id and time: sent now, they are dated when they happened. #}
+    for (var i = 0; i < held.length; i++) { held[i].visitor = vid; queue.push(held[i]); }
+    held = [];
+    if (queue.length > 100) queue.splice(0, queue.length - 100);
+    save();
+    pump();
+  }
+
+  function stop() {
+    started = false;
+    held = [];
+    queue.length = 0;
+    writeCookie("", VID, 0);
+    try { if (ls) { ls.removeItem(VID); ls.removeItem(QKEY); } } catch (e) {}
+  }
+
+  function consent(value) {
+    if (!arguments.length) return choice() === null ? null : choice() === "1";
+    if (gpc) return false;
+    writeCookie(value ? "1" : "0", CONSENT);
+    if (value) start();
+    else stop();
+    return !!value;
+  }
 
   {% comment %}The outbox: hits are sent one at a time, in order (an impression is recorded before the event it
   converts), and leave it only once the server answered. Private fields start with "_": created, attempts, wait
   until, sent once (later sends say retry: the server then expects that it may have the hit already), update the
   title before sending.{% endcomment %}
-  try { queue = JSON.parse(ls.getItem(QKEY)) || []; } catch (e) {}
-  if (!(queue instanceof Array)) queue = [];
-
   function save() { put(QKEY, JSON.stringify(queue)); }
 
   function body(h) {
@@ -110,6 +152,13 @@
     h.visitor = vid;
     h._c = Date.now();
     if (!h.url) h.url = loc.href.slice(0, 2000);
+    if (!started) {
+      {% comment %}Global Privacy Control: the hit is dropped; an empty request (no id, no URL, nothing of the
+      visitor) lets the event debugger count it. Undecided: kept for this page until the site answers.{% endcomment %}
+      if (gpc && nav.sendBeacon) nav.sendBeacon(endpoint + "?gpc=1", "");
+      if (!gpc && choice() === null && held.length < 100) held.push(h);
+      return;
+    }
     queue.push(h);
     if (queue.length > 100) queue.splice(0, queue.length - 100);
     save();
@@ -175,8 +224,9 @@
   };
   w.addEventListener("popstate", function () { pageview(100); });
 
-  var api = { loaded: true, captureEvent: captureEvent, identify: identify };
+  var api = { loaded: true, captureEvent: captureEvent, identify: identify, consent: consent };
   w.$__MA = api;
+  start();
   pageview(0);
   {# Calls made through the install snippet's stub before this script loaded, in order, after this page's impression. #}
   var calls = (pre && pre.q) || [];

@@ -1,0 +1,155 @@
+"""Raw data retention: page views, events (with their action runs), visits and event debugger entries older than
+each account's retention period are deleted (docs/privacy.md).
+
+Report totals of those days stay: the raw rows are deleted only once the rollups hold them (up to the
+watermarks), and the account's horizon (ReportRawHorizon) is moved first, so the rollup task never rebuilds a day
+before it from the raw rows that are going away.
+
+The deletes run in small batches, each its own short transaction, found through the (account, time) indexes in
+time order with a keyset (time, id): a batch locks a thousand old rows for milliseconds, so capture, which only
+writes new rows, never waits, and no statement scans what an earlier batch already deleted.
+"""
+
+import calendar
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from paminga.models import Account
+from tracking.models import EventRecord, Impression, RejectedHit, Session, Visitor
+
+from .models import ActionRun, ReportAccountRollup, ReportDirtyDay, ReportRawHorizon, ReportRollupWatermark
+from .privacy import rows_delete
+from .reports.services import day_bounds, report_rollups_update
+
+logger = logging.getLogger(__name__)
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day of the month `months` earlier (the month's last day when it is shorter)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def retention_horizon(*, account: Account, now: datetime) -> tuple[date, datetime]:
+    """(the first local day kept, the instant it starts): raw rows before that instant are deleted. A whole local
+    day, so that a day is either all raw rows or all rollups."""
+    raw_from = months_before(now.astimezone(account.tzinfo).date(), account.retention_months)
+    return raw_from, day_bounds(raw_from, raw_from, account.tzinfo)[0]
+
+
+@dataclass
+class RetentionRun:
+    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    batches: int = 0
+    accounts: int = 0
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+TABLES = ("events", "action_runs", "impressions", "visits", "debugger_entries")
+
+
+def _keyset_batches(queryset: QuerySet, time_field: str, size: int):
+    """Ids of the queryset in (time, id) order, `size` at a time; each page starts after the last one seen."""
+    last = None
+    while True:
+        page = queryset
+        if last is not None:
+            page = page.filter(Q(**{f"{time_field}__gt": last[0]}) | Q(**{time_field: last[0], "id__gt": last[1]}))
+        rows = list(page.order_by(time_field, "id").values_list(time_field, "id")[:size])
+        if not rows:
+            return
+        last = rows[-1]
+        yield [row_id for _t, row_id in rows]
+
+
+def _horizon_move(*, account: Account, raw_from: date) -> None:
+    """Committed before any row is deleted: from then on the rollup task leaves the days before raw_from alone."""
+    with transaction.atomic():
+        horizon = ReportRawHorizon.objects.select_for_update().filter(account=account).first()
+        if horizon is None:
+            ReportRawHorizon.objects.create(account=account, raw_from=raw_from)
+        elif horizon.raw_from < raw_from:
+            horizon.raw_from = raw_from
+            horizon.save(update_fields=["raw_from", "updated_at"])
+        # A day marked dirty would be read from its raw rows, which are going: its rollups are the better answer.
+        ReportDirtyDay.objects.filter(account=account, day__lt=raw_from).delete()
+
+
+def retention_account_run(*, account: Account, now: datetime, upto: dict[str, int], batch_size: int, run) -> None:
+    raw_from, cutoff = retention_horizon(account=account, now=now)
+    _horizon_move(account=account, raw_from=raw_from)
+
+    events = EventRecord.objects.filter(account=account, occurred_at__lt=cutoff, id__lte=upto.get("events", 0))
+    for ids in _keyset_batches(events, "occurred_at", batch_size):
+        with transaction.atomic():
+            run.deleted["action_runs"] += rows_delete(ActionRun.objects.filter(event_record_id__in=ids))
+            run.deleted["events"] += rows_delete(EventRecord.objects.filter(pk__in=ids))
+        run.batches += 1
+
+    # A page view that a kept conversion is attributed to (a visit across the horizon) stays with its visit, so
+    # that the kept day's attributed figures do not change.
+    impressions = Impression.objects.filter(
+        account=account, occurred_at__lt=cutoff, id__lte=upto.get("impressions", 0)
+    ).exclude(Exists(EventRecord.objects.filter(attributed_impression=OuterRef("pk"))))
+    for ids in _keyset_batches(impressions, "occurred_at", batch_size):
+        with transaction.atomic():
+            run.deleted["impressions"] += rows_delete(Impression.objects.filter(pk__in=ids))
+        run.batches += 1
+
+    # Visits that ended before the horizon and hold nothing any more.
+    visits = (
+        Session.objects.filter(
+            account=account, started_at__lt=cutoff, last_seen_at__lt=cutoff, id__lte=upto.get("sessions", 0)
+        )
+        .exclude(Exists(Impression.objects.filter(session=OuterRef("pk"))))
+        .exclude(Exists(EventRecord.objects.filter(session=OuterRef("pk"))))
+    )
+    for ids in _keyset_batches(visits, "started_at", batch_size):
+        with transaction.atomic():
+            Visitor.objects.filter(current_session_id__in=ids).update(current_session=None)
+            run.deleted["visits"] += rows_delete(Session.objects.filter(pk__in=ids))
+        run.batches += 1
+
+    entries = RejectedHit.objects.filter(account=account, created_at__lt=cutoff)
+    for ids in _keyset_batches(entries, "created_at", batch_size):
+        with transaction.atomic():
+            run.deleted["debugger_entries"] += rows_delete(RejectedHit.objects.filter(pk__in=ids))
+        run.batches += 1
+
+
+def retention_run(
+    *, now: datetime | None = None, accounts=None, batch_size: int | None = None, log=None
+) -> RetentionRun:
+    """Deletes every account's raw rows older than its retention period. Safe to run at any time: what is already
+    gone is not looked for again, and an interrupted run is finished by the next one."""
+    started = time.monotonic()
+    now = now or timezone.now()
+    batch_size = batch_size or settings.RETENTION_BATCH_SIZE
+    run = RetentionRun()
+    # The rollups first: a raw row may only go once they hold it.
+    report_rollups_update(now=now)
+    rolled = dict(ReportAccountRollup.objects.values_list("account_id", "time_zone"))
+    upto = dict(ReportRollupWatermark.objects.values_list("table", "upto_id"))
+    for account in accounts if accounts is not None else Account.objects.order_by("pk"):
+        if rolled.get(account.pk) != account.time_zone:
+            # Its rollups are being rebuilt (a time zone change): deleting now would lose those days' figures.
+            run.skipped.append(account.slug)
+            logger.warning("Retention skipped account %s: its report rollups are not complete", account.pk)
+            continue
+        retention_account_run(account=account, now=now, upto=upto, batch_size=batch_size, run=run)
+        run.accounts += 1
+        if log:
+            log(f"  {account.slug}: raw rows before {retention_horizon(account=account, now=now)[0]} deleted")
+    run.seconds = time.monotonic() - started
+    logger.info("Retention run: %s in %d batches, %.1f s", run.deleted, run.batches, run.seconds)
+    return run

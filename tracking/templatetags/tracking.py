@@ -11,11 +11,15 @@ register = template.Library()
 
 
 @register.simple_tag
-def beacon_snippet(account: Account, base_url: str = "") -> str:
+def beacon_snippet(account: Account, base_url: str = "", nonce: str = "") -> str:
     """The HTML a customer pastes into every page: the optional queueing stub and the async beacon script. Returned
-    as plain text: escape it to show it, mark it safe to embed it."""
+    as plain text: escape it to show it, mark it safe to embed it. With `nonce` (a page of ours embedding it under
+    our Content-Security-Policy), each script carries it."""
     beacon_url = (base_url or settings.SITE_URL).rstrip("/") + reverse("tracking:beacon", args=[account.site_key])
-    return render_to_string("tracking/_install_snippet.txt", {"beacon_url": beacon_url}).strip()
+    snippet = render_to_string("tracking/_install_snippet.txt", {"beacon_url": beacon_url}).strip()
+    # str(): django-csp's lazy nonce is falsy until read, and reading it is what puts it in the header.
+    nonce = str(nonce) if nonce is not None else ""
+    return snippet.replace("<script", f'<script nonce="{nonce}"') if nonce else snippet
 
 
 @register.filter

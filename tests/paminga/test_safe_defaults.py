@@ -74,7 +74,9 @@ def test_manage_py_check_fails_without_a_secret_key():
 
 
 def test_debug_on_starts_with_a_development_key():
-    result = _run("import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)", DEBUG="1")
+    result = _run(
+        "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)", DEBUG="1"
+    )
     assert result.returncode == 0, result.stderr
     assert "insecure-development-key" in result.stdout
 

@@ -41,7 +41,7 @@ class AccountSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = ["name", "domains", "time_zone", "session_timeout_minutes"]
+        fields = ["name", "domains", "time_zone", "session_timeout_minutes", "strict_origin"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

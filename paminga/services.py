@@ -21,7 +21,7 @@ def account_create(*, name: str, slug: str, domains: list[str] | None = None, ti
 
 
 def account_update(*, account: Account, **fields) -> Account:
-    allowed = {"name", "domains", "time_zone", "session_timeout_minutes"}
+    allowed = {"name", "domains", "time_zone", "session_timeout_minutes", "strict_origin"}
     for key, value in fields.items():
         if key not in allowed:
             raise TypeError(f"account_update() got an unexpected field {key!r}")

@@ -122,6 +122,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Paminga <notifications@p
 # the account's own domains (see tracking.cors).
 CORS_URLS_REGEX = r"^/(collect|t)/.*$"
 CORS_ALLOW_CREDENTIALS = False
+# The beacon reads Retry-After on a 429 to know when to send again (not a CORS-safelisted header).
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 # Celery. An empty broker URL runs every task in-process, so `make run` needs no Redis.
 REDIS_URL = env("REDIS_URL", default="")

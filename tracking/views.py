@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 
 from paminga.accounts import account_required
 
-from . import selectors, services
+from . import guards, selectors, services
 from .cache import account_get_by_site_key
 from .cors import origin_allowed
 from .hits import BODY_MAX_BYTES, HitError, hit_parse
@@ -75,6 +75,8 @@ def collect(request, site_key: str):
     if request.method != "POST":
         return _error(405, "METHOD_NOT_ALLOWED", "Send hits with POST.")
     account = account_get_by_site_key(site_key=site_key)
+    if (refused := guards.collect_guard(request, account)) is not None:
+        return refused
     if account is None:
         return _error(404, "UNKNOWN_SITE", "No account has this site key; copy the install snippet again.")
     origin = request.headers.get("Origin")

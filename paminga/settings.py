@@ -287,3 +287,8 @@ GRAPHQL_MAX_ALIASES = env.int("GRAPHQL_MAX_ALIASES", default=100)
 GRAPHQL_MAX_COST = env.int("GRAPHQL_MAX_COST", default=100)
 # Report queries (pages and API) run under this PostgreSQL statement timeout, so no report holds a worker for long.
 REPORT_STATEMENT_TIMEOUT_MS = env.int("REPORT_STATEMENT_TIMEOUT_MS", default=10_000)
+
+# Celery queues: the sweep of runs lost to a broker outage has a queue of its own, consumed by its own small worker
+# (docker-compose's `sweeper`), so that after an outage it re-enqueues lost runs at once instead of waiting behind
+# the backlog of action runs in the default queue.
+CELERY_TASK_ROUTES = {"automations.tasks.action_runs_sweep_task": {"queue": "sweep"}}

@@ -1,6 +1,7 @@
 import zoneinfo
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 
 from .models import Account, validate_domains
 
@@ -49,6 +50,7 @@ class AccountSettingsForm(forms.ModelForm):
             "honour_gpc",
             "honour_dnt",
             "retention_months",
+            "strict_origin",
         ]
 
     def __init__(self, *args, **kwargs):
@@ -73,3 +75,12 @@ class ApiKeyForm(forms.Form):
         help_text="What the key is for, e.g. “CRM sync” or “Mobile app backend”, so you know which one to revoke.",
         widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"}),
     )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form; people log in with their email address (their user name), so it says so."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Email"
+        self.fields["username"].widget.attrs.update({"autocomplete": "email", "inputmode": "email"})

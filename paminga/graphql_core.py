@@ -9,6 +9,7 @@ import logging
 
 import graphene
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from graphene.types.generic import GenericScalar
 from graphql import GraphQLError, value_from_ast_untyped
 
@@ -24,6 +25,14 @@ class CoreErrorCode(graphene.Enum):
     INVALID_INPUT = "INVALID_INPUT"
     NOT_FOUND = "NOT_FOUND"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # Refused before execution: deeper, more aliased or costlier than the limits (paminga/graphql_limits.py).
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    # A report query ran past REPORT_STATEMENT_TIMEOUT_MS and was cancelled.
+    TIMEOUT = "TIMEOUT"
+    # HTTP 429: over a rate limit; Retry-After says when to retry.
+    RATE_LIMITED = "RATE_LIMITED"
+    # HTTP 503 (or a field error): the database cannot be reached; retry shortly.
+    UNAVAILABLE = "UNAVAILABLE"
 
 
 class ApiError(GraphQLError):
@@ -91,14 +100,49 @@ class JSON(GenericScalar):
         return value_from_ast_untyped(ast, _variables)
 
 
+def _null_character_argument(kwargs: dict) -> str | None:
+    for name, value in kwargs.items():
+        if isinstance(value, str) and "\x00" in value:
+            return name
+    return None
+
+
+def _database_error(exc: Exception) -> ApiError | None:
+    """A coded error for the database failures a caller can act on: a cancelled statement (the report statement
+    timeout), or a database that cannot be reached."""
+    cause = exc.__cause__
+    if isinstance(exc, DatabaseError) and getattr(cause, "sqlstate", None) == "57014":  # query_canceled
+        return ApiError(
+            "The report took too long and was stopped; ask for a shorter range or fewer report fields.",
+            code=CoreErrorCode.TIMEOUT,
+        )
+    if isinstance(exc, OperationalError | InterfaceError) and getattr(cause, "sqlstate", None) is None:
+        # No SQLSTATE: the server never answered (connection refused or lost).
+        return ApiError("The database is unavailable right now; retry shortly.", code=CoreErrorCode.UNAVAILABLE)
+    return None
+
+
 class ErrorMaskingMiddleware:
-    """Turns unexpected exceptions into INTERNAL_ERROR so that no stack detail reaches the caller."""
+    """Turns unexpected exceptions into INTERNAL_ERROR so that no stack detail reaches the caller; refuses string
+    arguments with a null character, which no column stores (PostgreSQL refuses them as query parameters)."""
 
     def resolve(self, next_, root, info, **kwargs):
+        # Only plain string arguments (slugs, keys): the fields of input objects are validated by their services,
+        # which name the field at fault.
+        if kwargs and (name := _null_character_argument(kwargs)) is not None:
+            raise ApiError(f"{name} cannot contain null characters.", code=CoreErrorCode.INVALID_INPUT, field=name)
         try:
             return next_(root, info, **kwargs)
         except GraphQLError:
             raise
+        except DatabaseError as exc:
+            coded = _database_error(exc)
+            if coded is None:
+                logger.exception("Unexpected database error in GraphQL resolver %s", info.field_name)
+                coded = ApiError("Internal error: the request could not be completed.", code="INTERNAL_ERROR")
+            else:
+                logger.warning("GraphQL resolver %s: %s", info.field_name, coded.message)
+            raise coded from exc
         except Exception as exc:  # noqa: BLE001 - reported to the caller as INTERNAL_ERROR
             logger.exception("Unexpected error in GraphQL resolver %s", info.field_name)
             raise ApiError(

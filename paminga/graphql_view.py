@@ -7,6 +7,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import CsrfViewMiddleware
 from graphene_django.settings import graphene_settings
@@ -25,15 +26,17 @@ from graphql.validation import ValidationRule, recommended_rules, specified_rule
 
 from .accounts import current_account
 from .graphql_core import CoreErrorCode
+from .graphql_limits import MAX_ROOT_FIELDS, QueryComplexityRule
+from .ratelimit import client_address, graphql_too_many_requests, limit_setting, rate_limit_hit, rate_limit_reached
 from .services import api_key_authenticate
 
 logger = logging.getLogger(__name__)
 
 # Limits on a GraphQL document, checked before any work is done on it: the parser stops at these, and an operation
-# selects at most MAX_ROOT_FIELDS fields (aliases included), so one request cannot ask for thousands of resolutions.
+# selects at most MAX_ROOT_FIELDS fields (aliases included), so one request cannot ask for thousands of resolutions;
+# paminga/graphql_limits.py bounds depth, aliases and cost.
 MAX_SOURCE_LENGTH = 1_000_000
 MAX_LEXICAL_TOKENS = 20_000
-MAX_ROOT_FIELDS = 100
 # Documents up to this length are parsed and validated once per process and then reused: clients send the same few
 # documents (with variables) over and over, and parsing plus validation costs more than executing a small mutation.
 CACHED_DOCUMENT_MAX_LENGTH = 10_000
@@ -44,6 +47,48 @@ def _unauthenticated(message: str) -> HttpResponse:
     response = HttpResponse(json.dumps(body), status=401, content_type="application/json")
     response["WWW-Authenticate"] = 'Bearer realm="paminga"'
     return response
+
+
+def _unavailable() -> HttpResponse:
+    body = {
+        "errors": [
+            {
+                "message": "The service is unavailable right now (its database cannot be reached); retry shortly.",
+                "extensions": {"code": "UNAVAILABLE"},
+            }
+        ]
+    }
+    response = HttpResponse(json.dumps(body), status=503, content_type="application/json")
+    response["Retry-After"] = "5"
+    return response
+
+
+def _api_key_for(request, secret: str):
+    """(api key or None, refusal or None): the key, after the per-address limit on failed authentications; a
+    refusal (429 or 503) when the request must stop here."""
+    address = client_address(request)
+    failures = limit_setting("RATE_LIMIT_API_FAILURES_PER_ADDRESS")
+    # Once an address has failed too often, every key is refused from it until the window ends: guessing stops
+    # paying even when a guess would be right.
+    retry_after = rate_limit_reached(scope="api-failures", subject=address, limit=failures)
+    if retry_after is not None:
+        return None, graphql_too_many_requests(
+            f"Too many failed API key authentications from this address; retry in {retry_after} s.", retry_after
+        )
+    api_key = api_key_authenticate(secret=secret)
+    if api_key is None:
+        rate_limit_hit(scope="api-failures", subject=address, limit=failures)
+        return None, None
+    retry_after = rate_limit_hit(
+        scope="api-calls", subject=str(api_key.pk), limit=limit_setting("RATE_LIMIT_API_CALLS_PER_KEY")
+    )
+    if retry_after is not None:
+        return None, graphql_too_many_requests(
+            f"Too many requests with this API key; retry in {retry_after} s (send up to 100 events per "
+            "triggerCustomEvents call to need fewer requests).",
+            retry_after,
+        )
+    return api_key, None
 
 
 def _invalid_request(message: str, *, status: int) -> HttpResponse:
@@ -79,7 +124,7 @@ class RootFieldLimitRule(ValidationRule):
         return count
 
 
-VALIDATION_RULES = (*specified_rules, *recommended_rules, RootFieldLimitRule)
+VALIDATION_RULES = (*specified_rules, *recommended_rules, RootFieldLimitRule, QueryComplexityRule)
 
 
 def _parse_and_validate(schema, query: str):
@@ -110,6 +155,15 @@ class PamingaGraphQLView(GraphQLView):
         return view
 
     def dispatch(self, request, *args, **kwargs):
+        try:
+            return self._authenticated_dispatch(request, *args, **kwargs)
+        except DatabaseError:
+            # The key check (or the session) needs the database: while it is down, a coded JSON 503 a client can
+            # retry on, not Django's HTML error page. Resolvers' own database errors are answered by the middleware.
+            logger.warning("GraphQL request refused: the database is unavailable", exc_info=True)
+            return _unavailable()
+
+    def _authenticated_dispatch(self, request, *args, **kwargs):
         header = request.headers.get("Authorization", "")
         request.api_account = None
         request.api_key = None
@@ -117,7 +171,9 @@ class PamingaGraphQLView(GraphQLView):
             scheme, _, secret = header.partition(" ")
             if scheme.lower() != "bearer" or not secret.strip():
                 return _unauthenticated("Malformed Authorization header: expected 'Bearer <api key>'.")
-            api_key = api_key_authenticate(secret=secret.strip())
+            api_key, refusal = _api_key_for(request, secret.strip())
+            if refusal is not None:
+                return refusal
             if api_key is None:
                 return _unauthenticated("Invalid or revoked API key.")
             request.api_key = api_key

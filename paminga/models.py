@@ -72,6 +72,13 @@ class Account(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
         help_text="A visit ends after this many minutes without activity.",
     )
+    strict_origin = models.BooleanField(
+        "Strict origin",
+        default=False,
+        help_text="Refuse beacon hits that come with neither an Origin nor a Referer on one of the domains above "
+        "(scripts and bots that send no such header). Browsers send one; privacy tools that strip both lose "
+        "their hits. Needs at least one domain.",
+    )
     webhook_secret = models.CharField(max_length=80, default=new_webhook_secret, editable=False)
     # Privacy (docs/privacy.md).
     tracking_consent = models.CharField(
@@ -105,6 +112,13 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.strict_origin and not self.domains:
+            raise ValidationError(
+                {"strict_origin": "List your websites' domains first: strict origin accepts hits from them only."},
+                code="strict_origin_without_domains",
+            )
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:

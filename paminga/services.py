@@ -29,6 +29,7 @@ def account_update(*, account: Account, **fields) -> Account:
         "honour_gpc",
         "honour_dnt",
         "retention_months",
+        "strict_origin",
     }
     for key, value in fields.items():
         if key not in allowed:

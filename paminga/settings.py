@@ -7,6 +7,7 @@ a SQLite file for the database and Celery tasks executed in-process.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -14,11 +15,11 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me" if DEBUG else None) or ""
+SECRET_KEY = env("SECRET_KEY", default="insecure-development-key-change-me" if DEBUG else "")
 if not SECRET_KEY:
-    # A missing key in production is a configuration error, but tests and tooling should still run:
-    # fall back to a key that is obviously not for production.
-    SECRET_KEY = "insecure-key-set-SECRET_KEY-in-production"
+    # Fail closed: a public fallback key would let anyone forge sessions, CSRF tokens and signed contact links.
+    # `make run` sets DEBUG=1 (a development key then); the tests set their own key (tests/settings.py).
+    raise ImproperlyConfigured("SECRET_KEY is not set: set it in the environment or .env (see .env.example).")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The public base URL of this server for the beacon install snippet and emailed links (paminga/site.py). Empty: the
@@ -122,6 +123,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Paminga <notifications@p
 # the account's own domains (see tracking.cors).
 CORS_URLS_REGEX = r"^/(collect|t)/.*$"
 CORS_ALLOW_CREDENTIALS = False
+# The beacon reads Retry-After on a 429 to know when to send again (not a CORS-safelisted header).
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 # Celery. An empty broker URL runs every task in-process, so `make run` needs no Redis.
 REDIS_URL = env("REDIS_URL", default="")
@@ -151,18 +154,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs every login at INFO; its warnings (lockouts) are what operators need.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    CSRF_COOKIE_HTTPONLY = False
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_PROXY_SSL_HEADER = (
-        ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
-    )
-    SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
-    CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# (TLS, HSTS and secure cookies: the "Hardening" block at the end.)
 
 # Automations (docs/automations.md).
 # Attempts per action run before it fails for good; transient failures wait 10 s, 20 s, 40 s, ... between them.
@@ -243,3 +242,81 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(RETENTION_INTERVAL_SECONDS),
     },
 }
+
+# --- Hardening: TLS, Content-Security-Policy, login lockout, rate limits, GraphQL cost limits (docs/operations.md) ---
+
+# One switch for a server behind a TLS-terminating proxy: trust its X-Forwarded-Proto, mark the session and CSRF
+# cookies Secure, and send HSTS. The proxy must overwrite X-Forwarded-Proto (never pass a client's own through).
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HSTS_INCLUDE_SUBDOMAINS", default=False)
+# SECURE_COOKIES is kept for existing .env files; BEHIND_TLS_PROXY alone is enough.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=BEHIND_TLS_PROXY)
+
+# Content-Security-Policy on every answer (django-csp): scripts only from our own static files or inline with the
+# request's nonce, so an injected <script> or on* attribute does not run. Inline style attributes stay allowed: the
+# report bars set their width that way and GraphiQL styles its own elements.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+INSTALLED_APPS += ["csp", "axes"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+# Axes last, as its documentation asks: it answers a locked-out login after the view has run the authentication.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Login lockout (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one email, or from one address, further
+# attempts are refused (429, with the reason) for LOGIN_LOCKOUT_MINUTES, the right password included. Attempts are
+# counted in the shared cache, so every server process sees them; a successful login resets the email's count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_COOLOFF_TIME = LOGIN_LOCKOUT_MINUTES / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "paminga.views.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "paminga.ratelimit.client_address"
+if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+    # The per-process cache is for development (one process); production sets CACHE_URL to Redis.
+    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
+
+# Rate limits, "COUNT/SECONDS" (0 turns one off), counted in the shared cache (CACHE_URL) so they hold across
+# processes. Over a limit the answer is 429 with Retry-After and a JSON {code, message} (a GraphQL error on /graphql/).
+# PROXY_COUNT: how many proxies in front append to X-Forwarded-For; the client address is the entry they did not
+# write (0: REMOTE_ADDR, the only safe value without a proxy, since clients can send any X-Forwarded-For).
+PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+# Beacon hits per site key and per client address. Generous: a busy site, or a whole office behind one address.
+RATE_LIMIT_COLLECT_PER_SITE_KEY = env("RATE_LIMIT_COLLECT_PER_SITE_KEY", default="30000/60")
+RATE_LIMIT_COLLECT_PER_ADDRESS = env("RATE_LIMIT_COLLECT_PER_ADDRESS", default="600/60")
+# GraphQL: failed API key authentications per address (then every key is refused from it for the rest of the
+# window), and calls per API key.
+RATE_LIMIT_API_FAILURES_PER_ADDRESS = env("RATE_LIMIT_API_FAILURES_PER_ADDRESS", default="20/300")
+RATE_LIMIT_API_CALLS_PER_KEY = env("RATE_LIMIT_API_CALLS_PER_KEY", default="1200/60")
+
+# GraphQL cost limits (paminga/graphql_limits.py), checked before anything executes: selection depth, aliases and
+# an estimated cost per operation (report fields cost more), refused with QUERY_TOO_COMPLEX.
+GRAPHQL_MAX_DEPTH = env.int("GRAPHQL_MAX_DEPTH", default=15)
+GRAPHQL_MAX_ALIASES = env.int("GRAPHQL_MAX_ALIASES", default=100)
+GRAPHQL_MAX_COST = env.int("GRAPHQL_MAX_COST", default=100)
+# Report queries (pages and API) run under this PostgreSQL statement timeout, so no report holds a worker for long.
+REPORT_STATEMENT_TIMEOUT_MS = env.int("REPORT_STATEMENT_TIMEOUT_MS", default=10_000)
+
+# Celery queues: the sweep of runs lost to a broker outage has a queue of its own, consumed by its own small worker
+# (docker-compose's `sweeper`), so that after an outage it re-enqueues lost runs at once instead of waiting behind
+# the backlog of action runs in the default queue.
+CELERY_TASK_ROUTES = {"automations.tasks.action_runs_sweep_task": {"queue": "sweep"}}

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .forms import LoginForm
 from .graphql_view import PamingaGraphQLView
 
 urlpatterns = [
@@ -11,7 +12,11 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     # Early in the list: URLs are resolved in order, and the API is what programs call most.
     path("graphql/", PamingaGraphQLView.as_view(), name="graphql"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=LoginForm),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/switch/", views.account_switch, name="account_switch"),
     path("settings/account/", views.account_settings, name="account_settings"),

@@ -1,6 +1,7 @@
 import functools
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.staticfiles import finders
 from django.core.exceptions import ValidationError
@@ -14,8 +15,24 @@ from django.views.decorators.http import require_POST
 
 from . import services
 from .accounts import SESSION_KEY, account_can_manage, account_required
-from .forms import AccountSettingsForm, ApiKeyForm
+from .forms import AccountSettingsForm, ApiKeyForm, LoginForm
 from .selectors import account_get_for_user, api_key_get, api_key_list
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a login while the email or the address is locked out: the login page again, with the
+    reason and when to retry, as 429 with Retry-After (the right password is refused too until then)."""
+    minutes = settings.LOGIN_LOCKOUT_MINUTES
+    message = (
+        f"Too many failed logins for this email or from this network. Logging in is blocked for {minutes} minutes; "
+        "wait, then try again."
+    )
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    context = {"form": LoginForm(request, initial={"username": username[:254]}), "lockout_message": message}
+    response = render(request, "registration/login.html", {**context, "next": request.POST.get("next", "")})
+    response.status_code = 429
+    response["Retry-After"] = str(minutes * 60)
+    return response
 
 
 @account_required

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET
 from paminga.accounts import account_required
 from paminga.models import Account
 
-from . import selectors, services
+from . import guards, selectors, services
 from .cache import account_get_by_site_key
 from .capture import Unavailable, capture, hit_check
 from .cors import origin_allowed
@@ -113,6 +113,8 @@ def collect(request, site_key: str):
         account = account_get_by_site_key(site_key=site_key)
     except DatabaseError:
         return _unavailable(Unavailable(settings.INGEST_RETRY_AFTER_SECONDS))
+    if (refused := guards.collect_guard(request, account)) is not None:
+        return refused
     if account is None:
         return _error(404, "UNKNOWN_SITE", "No account has this site key; copy the install snippet again.")
     if hit_refused_for_privacy(request=request, account=account):

@@ -14,6 +14,7 @@ from functools import reduce
 from operator import or_
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
@@ -104,6 +105,12 @@ def report_scope(*, account: Account, start: date, end: date) -> Iterator[Report
         if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                # Every statement of the report is cancelled past this (SQLSTATE 57014, answered as TIMEOUT by the
+                # API): a report over a huge range cannot hold a server thread and a database backend for long.
+                # LOCAL: it ends with this transaction, so the connection's next request runs without it.
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [f"{settings.REPORT_STATEMENT_TIMEOUT_MS}ms"]
+                )
         rolled = ReportAccountRollup.objects.filter(account=account, time_zone=account.time_zone).exists()
         upto = {"events": 0, "impressions": 0, "sessions": 0}
         dirty: set[date] = set()

@@ -12,13 +12,17 @@ register = template.Library()
 
 
 @register.simple_tag
-def beacon_snippet(account: Account, base_url: str = "", request: HttpRequest | None = None) -> str:
+def beacon_snippet(account: Account, base_url: str = "", request: HttpRequest | None = None, nonce: str = "") -> str:
     """The HTML a customer pastes into every page: the optional queueing stub and the async beacon script. Returned
     as plain text: escape it to show it, mark it safe to embed it. The beacon's address is `base_url`, else this
-    server's public URL (SITE_URL, else the host `request` came in on)."""
+    server's public URL (SITE_URL, else the host `request` came in on). With `nonce` (a page of ours embedding it
+    under our Content-Security-Policy), each script carries it."""
     base_url = base_url or site_url(request=request)
     beacon_url = base_url.rstrip("/") + reverse("tracking:beacon", args=[account.site_key])
-    return render_to_string("tracking/_install_snippet.txt", {"beacon_url": beacon_url}).strip()
+    snippet = render_to_string("tracking/_install_snippet.txt", {"beacon_url": beacon_url}).strip()
+    # str(): django-csp's lazy nonce is falsy until read, and reading it is what puts it in the header.
+    nonce = str(nonce) if nonce is not None else ""
+    return snippet.replace("<script", f'<script nonce="{nonce}"') if nonce else snippet
 
 
 @register.filter

@@ -125,9 +125,10 @@
     save();
     if (!w.fetch) return done(nav.sendBeacon ? nav.sendBeacon(endpoint, data) : true);
     {# 4xx means refused for good (the reason is in the event debugger): only 5xx, 429 and network errors retry. #}
+    {# A 429 or 503 may say when to come back (Retry-After, in seconds): pump waits that long instead of backing off. #}
     w.fetch(endpoint, { method: "POST", body: data, keepalive: true, credentials: "omit" }).then(
-      function (r) { done(r.status < 500 && r.status !== 429); },
-      function () { done(false); }
+      function (r) { done(r.status < 500 && r.status !== 429, parseInt(r.headers.get("Retry-After"), 10) || 0); },
+      function () { done(false, 0); }
     );
   }
 
@@ -139,10 +140,15 @@
     if (wait > 0) { timer = setTimeout(function () { timer = 0; pump(); }, wait); return; }
     if (h._u) { if (loc.href === h.url) h.title = d.title.slice(0, 500); delete h._u; }
     busy = h;
-    send(h, function (ok) {
+    send(h, function (ok, after) {
       busy = null;
       if (ok) drop(h);
-      else { h._n = (h._n || 0) + 1; h._w = Date.now() + Math.min(6e4, 500 * Math.pow(2, h._n)); save(); }
+      else {
+        h._n = (h._n || 0) + 1;
+        {# The server's Retry-After when it gave one (at most an hour), else exponential backoff up to a minute. #}
+        h._w = Date.now() + (after > 0 ? Math.min(after, 3600) * 1000 : Math.min(6e4, 500 * Math.pow(2, h._n)));
+        save();
+      }
       pump();
     });
   }

@@ -33,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "collect.lua"
+TRIGGER_LUA = ROOT / "bench" / "trigger.lua"
 SLUGS = ("watched-product-video", "visited-pricing-page", "requested-demo", "downloaded-whitepaper-q1")
 # (worker class, workers, threads per worker)
 SWEEP = [("sync", 2, 1), ("sync", 4, 1), ("gthread", 2, 4), ("gthread", 4, 4), ("gthread", 4, 8)]
@@ -114,6 +115,9 @@ def django_setup(database_url: str):
     from paminga.services import account_create
 
     account = account_create(name="Bench", slug="bench", domains=["www.bench.test"])
+    from paminga.services import api_key_create
+
+    os.environ["BENCH_API_KEY"] = api_key_create(account=account, name="bench")[1]
     for i, slug in enumerate(SLUGS):
         name = slug.replace("-", " ").title()
         custom_event_create(account=account, name=name, slug=slug, counts_as_conversion=i == 2)
@@ -129,6 +133,11 @@ class Gunicorn:
             "DATABASE_URL": database_url,
             "BENCH_NOOP_VIEW": "1",
             "INGEST_QUEUE_URL": os.environ["INGEST_QUEUE_URL"],
+            # One loopback address and one site key send everything: the abuse limits are not what is measured.
+            "RATE_LIMIT_COLLECT_PER_ADDRESS": "0",
+            "RATE_LIMIT_COLLECT_PER_SITE_KEY": "0",
+            "RATE_LIMIT_API_CALLS_PER_KEY": "0",
+            "RATE_LIMIT_API_FAILURES_PER_ADDRESS": "0",
             "ALLOWED_HOSTS": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
             "PYTHONWARNINGS": "ignore",
@@ -190,7 +199,7 @@ class Gunicorn:
             self.process.wait(timeout=60)
 
 
-def wrk(*, url: str, run: str, args, duration: int, ids_file: Path | None) -> dict:
+def wrk(*, url: str, run: str, args, duration: int, ids_file: Path | None, script: Path = LUA) -> dict:
     env = {
         **os.environ,
         "BENCH_RUN": run,
@@ -207,7 +216,7 @@ def wrk(*, url: str, run: str, args, duration: int, ids_file: Path | None) -> di
         f"-d{duration}s",
         "--timeout=10s",
         "-s",
-        str(LUA),
+        str(script),
         url,
     ]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
@@ -309,12 +318,13 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
     collect_url = f"{server.url}/collect/{account.site_key}"
     noop_url = f"{server.url}/bench/noop"
     insert_url = f"{server.url}/bench/xadd/{account.site_key}"
+    api_url = f"{server.url}/graphql/"
     seconds = max(1, round(args.duration / args.pairs))
-    noops, inserts, collects, runs = [], [], [], []
+    noops, inserts, collects, apis, runs = [], [], [], [], []
 
-    def measured(url: str, run: str, ids_file: Path | None) -> dict:
+    def measured(url: str, run: str, ids_file: Path | None, script: Path = LUA) -> dict:
         cpu, db_cpu = server.cpu_seconds(), server.database_cpu_seconds()
-        result = wrk(url=url, run=run, args=args, duration=seconds, ids_file=ids_file)
+        result = wrk(url=url, run=run, args=args, duration=seconds, ids_file=ids_file, script=script)
         result["cpu"] = server.cpu_seconds() - cpu
         result["db_cpu"] = server.database_cpu_seconds() - db_cpu
         return result
@@ -323,6 +333,7 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
         # Warm every path (imports, connections, caches) before measuring.
         for url in (noop_url, insert_url, collect_url):
             wrk(url=url, run=f"w{index}", args=args, duration=2, ids_file=None)
+        wrk(url=api_url, run=f"w{index}", args=args, duration=2, ids_file=None, script=TRIGGER_LUA)
         analyze()
         for pair in range(args.pairs):
             run = f"c{index}p{pair}"
@@ -330,6 +341,7 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
             noops.append(measured(noop_url, f"n{index}p{pair}", None))
             inserts.append(measured(insert_url, f"i{index}p{pair}", None))
             collects.append(measured(collect_url, run, ids_file))
+            apis.append(measured(api_url, f"a{index}p{pair}", None, TRIGGER_LUA))
             runs.append((run, ids_file))
     finally:
         server.stop()
@@ -344,6 +356,7 @@ def measure(args, account, *, worker_class: str, workers: int, threads: int, ind
         "noop": _combine(noops),
         "insert": _combine(inserts),
         "collect": _combine(collects),
+        "api": _combine(apis),
         "check": check,
         "drain": drained,
     }
@@ -369,7 +382,13 @@ def report(row: dict) -> None:
         f"{'':<22}{'hits/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}{'DB CPU ms':>11}{'non-2xx':>9}"
         f"{'socket err':>11}"
     )
-    for name, r in (("no-op Django view", noop), ("bare durable XADD", insert), ("collect endpoint", collect)):
+    api = row["api"]
+    for name, r in (
+        ("no-op Django view", noop),
+        ("bare durable XADD", insert),
+        ("collect endpoint", collect),
+        ("triggerCustomEvent", api),
+    ):
         print(
             f"{name:<22}{r['rate']:>10.0f}{r['p50_us'] / 1000:>10.2f}{r['p99_us'] / 1000:>10.2f}{r['cpu_ms']:>12.2f}"
             f"{r['db_cpu_ms']:>11.2f}{r['non2xx']:>9}{r['socket_errors']:>11}"
@@ -382,6 +401,7 @@ def report(row: dict) -> None:
         f"ratio collect / bare XADD: {collect['rate'] / insert['rate']:.2f} (target >= 0.9); "
         f"bare XADD / no-op {insert['rate'] / noop['rate']:.2f}"
     )
+    print(f"ratio triggerCustomEvent / no-op: {api['rate'] / noop['rate']:.2f} (target >= 0.5)")
     d = row["drain"]
     print(
         f"ingester: {d['items']} items recorded in {d['seconds']:.1f} s = {d['rate']:.0f} hits/s into PostgreSQL "

@@ -23,7 +23,7 @@ import uuid
 
 import redis
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connection
 
 from . import queue
 from .ingest import ingest
@@ -33,8 +33,15 @@ logger = logging.getLogger(__name__)
 
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# Database errors that mean "cannot reach it now", not "this batch is wrong".
-TRANSIENT = (OperationalError, InterfaceError)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a database error means "cannot do it now" (unreachable, restarting, a missing table before migrations,
+    a deadlock), which waiting cures, rather than "this item is wrong" (its data), which it does not. Good data is
+    never dead-lettered for the first kind."""
+    return isinstance(exc, DatabaseError) and not isinstance(exc, DataError | IntegrityError)
+
+
 PROGRESS_SECONDS = 5.0
 
 
@@ -148,13 +155,13 @@ class Consumer:
         try:
             close_old_connections()
             ingest(items)
-        except TRANSIENT:
-            self._database_down(entries)
-            return 0
-        except Exception:  # noqa: BLE001 - one bad item must not stop the shard: find it
+        except Exception as exc:  # noqa: BLE001 - one bad item must not stop the shard: find it
+            if _transient(exc):
+                self._database_down(entries, exc)
+                return 0
             logger.exception("A batch of %d items failed; recording them one by one", len(items))
             if not self._one_by_one(items):
-                self._database_down(entries)
+                self._database_down(entries, None)
                 return 0
         self.failures = 0
         self._ack(entries)
@@ -165,9 +172,9 @@ class Consumer:
         for item in items:
             try:
                 ingest([item])
-            except TRANSIENT:
-                return False
             except Exception as exc:  # noqa: BLE001
+                if _transient(exc):
+                    return False
                 logger.exception("Item %s could not be recorded; moved to the dead-letter stream", item.position)
                 shard, entry_id = item.position
                 from .items import item_dumps
@@ -180,10 +187,12 @@ class Consumer:
             queue.DEAD_LETTER_KEY, {"shard": shard, "entry": entry_id, queue.FIELD: raw, "error": error}
         )
 
-    def _database_down(self, entries) -> None:
+    def _database_down(self, entries, exc: BaseException | None) -> None:
         self.failures += 1
         pause = min(5.0, 0.2 * 2**self.failures)
-        logger.warning("The database cannot be reached; %d items wait, trying again in %.1fs", len(entries), pause)
+        logger.warning(
+            "The database cannot record now (%s); %d items wait, trying again in %.1fs", exc, len(entries), pause
+        )
         connection.close()
         # The entries stay pending to this consumer: read them again, in order, before anything new.
         self.replay |= {shard for shard, _, _ in entries}

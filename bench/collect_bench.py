@@ -82,8 +82,15 @@ def start_queue(fsync: str) -> subprocess.Popen:
     command += ["--appendonly", "yes", "--appendfsync", fsync]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.environ["INGEST_QUEUE_URL"] = f"redis://127.0.0.1:{port}/0"
-    time.sleep(0.5)
-    return process
+    import redis
+
+    for _ in range(100):
+        try:
+            redis.Redis(port=port).ping()
+            return process
+        except redis.RedisError:
+            time.sleep(0.05)
+    raise SystemExit("redis-server did not start")
 
 
 def database_create(database_url: str) -> None:

@@ -29,7 +29,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if status == 200 and string.find(body, '"triggerCustomEvent": true', 1, true) then
+  if status == 200 and string.find(body, '"triggerCustomEvent":true', 1, true) then
     ok = ok + 1
   else
     failed = failed + 1

@@ -261,7 +261,10 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=
 from csp.constants import NONCE, NONE, SELF  # noqa: E402
 
 INSTALLED_APPS += ["csp", "axes"]
-MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+# django-csp's middleware, skipping the responses views exempt (paminga/middleware.py).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "paminga.middleware.CSPMiddleware"
+)
 # Axes last, as its documentation asks: it answers a locked-out login after the view has run the authentication.
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
 CONTENT_SECURITY_POLICY = {

@@ -6,7 +6,7 @@ time is derived from it, never from when the ingester happens to run.
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .hits import Hit
@@ -66,10 +66,11 @@ def _time_load(value: float) -> datetime:
 
 def item_dumps(item: Item) -> str:
     """The item as compact JSON (what the queue stores)."""
+    # vars(), not asdict(): the fields are plain values, and asdict() deep-copies the metadata on every hit.
     if isinstance(item, HitItem):
-        body = {"k": "hit", "a": item.account_id, "t": _time_dump(item.received_at), "h": asdict(item.hit)}
+        body = {"k": "hit", "a": item.account_id, "t": _time_dump(item.received_at), "h": vars(item.hit)}
     else:
-        body = {"k": "api", "a": item.account_id, "t": _time_dump(item.received_at), "e": asdict(item.event)}
+        body = {"k": "api", "a": item.account_id, "t": _time_dump(item.received_at), "e": vars(item.event)}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -1,6 +1,7 @@
 import hashlib
 import logging
 
+from csp.decorators import csp_exempt
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import Http404, HttpResponse, JsonResponse
@@ -40,6 +41,7 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 @require_GET
 @gzip_page
+@csp_exempt()  # a script, not a page: no policy applies to it, and building one costs every load
 def beacon(request, site_key: str):
     """The tracking script for one account, rendered from tracking/beacon.js (a Django template).
 
@@ -99,6 +101,7 @@ def _unavailable(exc: Unavailable) -> JsonResponse:
 
 
 @csrf_exempt
+@csp_exempt()  # a JSON answer to a script: no policy applies to it, and building one costs every hit
 def collect(request, site_key: str):
     """Receives one beacon hit (text/plain JSON), checks it, and hands it to capture: queued durably, or recorded at
     once when no queue is configured. Then answers.

@@ -340,8 +340,9 @@ def test_the_beacon_script_is_served_while_the_database_is_down(client, redis_se
     assert response.status_code == 200 and account.site_key in response.content.decode()
 
 
-def test_backpressure_answers_503_with_retry_after(client, redis_server, settings):
+def test_backpressure_answers_503_with_retry_after(client, redis_server, settings, monkeypatch):
     settings.INGEST_QUEUE_MAX_DEPTH = 2
+    monkeypatch.setattr(queue, "DEPTH_CHECK_SECONDS", 0.0)  # ask the depth on every hit, not 4 times a second
     account = AccountFactory(domains=["acme.test"])
 
     answers = [post(client, account, n).status_code for n in range(1, 6)]

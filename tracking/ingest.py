@@ -48,7 +48,7 @@ from .models import (
     Session,
     Visitor,
 )
-from .rows import rows_insert, rows_select, rows_update
+from .rows import rows_insert, rows_select, rows_update, rows_values
 from .services import (
     clip,
     contact_identify,
@@ -284,13 +284,15 @@ class _Batch:
             elif _api_key(item):
                 keys[item.account_id].add(_api_key(item))
         for account_id, ids in client_ids.items():
-            taken = Impression.objects.filter(account_id=account_id, client_id__in=ids).values_list("client_id")
-            self.ids_taken |= {(account_id, client_id) for (client_id,) in taken}
+            taken = rows_values(Impression, "client_id", account_id=account_id, client_id=ids)
+            self.ids_taken |= {(account_id, client_id) for client_id in taken}
         for account_id, wanted in keys.items():
-            for record in EventRecord.objects.filter(account_id=account_id, idempotency_key__in=wanted).select_related(
-                "contact"
-            ):
-                self.keys_taken[(account_id, record.idempotency_key)] = record
+            # Most keys are new: one light query finds the few taken, and only those are loaded.
+            taken = rows_values(EventRecord, "idempotency_key", account_id=account_id, idempotency_key=wanted)
+            if taken:
+                records = EventRecord.objects.filter(account_id=account_id, idempotency_key__in=taken)
+                for record in records.select_related("contact"):
+                    self.keys_taken[(account_id, record.idempotency_key)] = record
 
     def _repeats_resolve(self) -> None:
         """Answers, in order, the items recorded before (their hit id or key is taken, before or earlier in this

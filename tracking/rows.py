@@ -8,6 +8,7 @@ Elsewhere (SQLite, `make run`) they call the ORM's bulk operations. Like those, 
 project uses none). They hold no rule of the product: what the rows say is decided by tracking.ingest.
 """
 
+import functools
 from datetime import datetime
 
 from django.db import connection, models
@@ -55,13 +56,21 @@ def _execute(query: str, params: list, *, fetch: bool = False, binary: bool = Tr
     psycopg cursors bind on the client, which costs more CPU than the insert itself for a batch)."""
     import psycopg
 
-    connection.ensure_connection()
-    # Errors as Django's own (IntegrityError, OperationalError, ...), as the callers expect.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        # Binary: arrays go without being written out as text and parsed again. Rows read back come as text, which
-        # the fields' from_db_value() expect (as from Django's own cursors).
-        cursor.execute(query, params, binary=binary)
-        return cursor.fetchall() if fetch else None
+    def run(sql, params, many, context):
+        connection.ensure_connection()
+        # Errors as Django's own (IntegrityError, OperationalError, ...), as the callers expect.
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            # Binary: arrays go without being written out as text and parsed again. Rows read back come as text,
+            # which the fields' from_db_value() expect (as from Django's own cursors).
+            cursor.execute(sql, params, binary=binary)
+            return cursor.fetchall() if fetch else None
+
+    # Through the connection's execute wrappers, as Django's cursors run every statement (instrumentation, and
+    # connection.execute_wrapper() in tests that make the database unreachable).
+    executor = run
+    for wrapper in reversed(connection.execute_wrappers):
+        executor = functools.partial(wrapper, executor)
+    return executor(query, params, False, {"connection": connection, "cursor": None})
 
 
 def rows_insert(objs: list[Model]) -> None:
@@ -158,3 +167,23 @@ def rows_select(model: type[Model], *, lock: bool = False, **filters) -> list[Mo
                 values[i] = convert(values[i], field, connection)
         instances.append(model.from_db(connection.alias, None, values))
     return instances
+
+
+def rows_values(model: type[Model], column: str, **filters) -> list:
+    """The values of one column of the rows matching the filters (as rows_select), without building instances."""
+    if connection.vendor != "postgresql":
+        lookups = {f"{name}__in" if isinstance(value, list | set) else name: value for name, value in filters.items()}
+        return list(model.objects.filter(**lookups).values_list(column, flat=True))
+    key = (model, "values", column, tuple(filters), tuple(isinstance(v, list | set) for v in filters.values()))
+    query = _sql.get(key)
+    if query is None:
+        conditions = " AND ".join(
+            f"{_quote(model._meta.get_field(n).column)} = {'ANY(%s)' if isinstance(v, list | set) else '%s'}"
+            for n, v in filters.items()
+        )
+        query = _sql[key] = (
+            f"SELECT {_quote(model._meta.get_field(column).column)} FROM {_quote(model._meta.db_table)} "
+            f"WHERE {conditions}"
+        )
+    params = [list(v) if isinstance(v, list | set) else v for v in filters.values()]
+    return [row[0] for row in _execute(query, params, fetch=True, binary=False)]

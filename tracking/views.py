@@ -213,5 +213,20 @@ def event_debugger(request):
         "reason": reason,
         "keep": settings.TRACKING_DEBUGGER_KEEP,
         "untracked": untracked_hit_totals(account=request.account),
+        "queued": _queue_lag(),
     }
     return render(request, "tracking/event_debugger.html", context)
+
+
+def _queue_lag() -> dict | None:
+    """What still waits in the ingest queue (every account's), when there is a queue and anything waits: the page says
+    that the newest hits may not be listed yet."""
+    from . import queue
+
+    if not queue.queue_enabled():
+        return None
+    try:
+        lag = queue.queue_lag()
+    except Exception:  # noqa: BLE001 - the page shows what is recorded; the queue's state is a courtesy
+        return None
+    return lag if lag["waiting"] else None

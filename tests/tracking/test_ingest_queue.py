@@ -372,3 +372,21 @@ def test_status_and_healthz_report_the_lag(client, redis_server):
 
     assert lag["waiting"] == 1 and lag["oldest_age_seconds"] > 0
     assert sum(s["waiting"] for s in status["shards"]) == 1 and len(status["shards"]) == 4
+
+
+def test_the_event_debugger_says_when_recent_hits_are_still_queued(client, redis_server):
+    from tests.factories import MembershipFactory, UserFactory
+
+    account = AccountFactory(domains=["acme.test"])
+    user = UserFactory(username="owner@acme.test")
+    MembershipFactory(user=user, account=account)
+    client.force_login(user)
+    quiet = client.get("/settings/account/event-debugger/").content.decode()
+    post(client, account, 1)
+
+    queued = client.get("/settings/account/event-debugger/").content.decode()
+    drain()
+    drained = client.get("/settings/account/event-debugger/").content.decode()
+
+    assert 'id="queued"' not in quiet and 'id="queued"' not in drained
+    assert 'id="queued"' in queued and "1 wait in the" in queued

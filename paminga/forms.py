@@ -41,17 +41,7 @@ class AccountSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Account
-        fields = [
-            "name",
-            "domains",
-            "time_zone",
-            "session_timeout_minutes",
-            "tracking_consent",
-            "honour_gpc",
-            "honour_dnt",
-            "retention_months",
-            "strict_origin",
-        ]
+        fields = list(Account.SETTINGS_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -52,6 +52,19 @@ def validate_domains(value) -> None:
 class Account(models.Model):
     """A tenant: one customer with its websites, custom events, contacts and API keys."""
 
+    # What its owners change on Settings → Account (the form) and through account_update().
+    SETTINGS_FIELDS = (
+        "name",
+        "domains",
+        "time_zone",
+        "session_timeout_minutes",
+        "tracking_consent",
+        "honour_gpc",
+        "honour_dnt",
+        "retention_months",
+        "strict_origin",
+    )
+
     class Consent(models.TextChoices):
         NOT_REQUIRED = "not_required", "Not required"
         REQUIRED = "required", "Required"

@@ -20,19 +20,8 @@ def account_create(*, name: str, slug: str, domains: list[str] | None = None, ti
 
 
 def account_update(*, account: Account, **fields) -> Account:
-    allowed = {
-        "name",
-        "domains",
-        "time_zone",
-        "session_timeout_minutes",
-        "tracking_consent",
-        "honour_gpc",
-        "honour_dnt",
-        "retention_months",
-        "strict_origin",
-    }
     for key, value in fields.items():
-        if key not in allowed:
+        if key not in Account.SETTINGS_FIELDS:
             raise TypeError(f"account_update() got an unexpected field {key!r}")
         setattr(account, key, value)
     account.full_clean()

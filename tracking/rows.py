@@ -142,19 +142,14 @@ def rows_select(model: type[Model], *, lock: bool = False, **filters) -> list[Mo
         query = model.objects.filter(**lookups).order_by("pk")
         return list(query.select_for_update() if lock else query)
     fields = model._meta.concrete_fields
-    names = tuple(filters)
-    key = (model, "select", names, tuple(isinstance(v, list | set) for v in filters.values()), lock)
+    key = (model, "select", _shape(filters), lock)
     query = _sql.get(key)
     if query is None:
-        conditions = " AND ".join(
-            f"{_quote(model._meta.get_field(n).column)} = {'ANY(%s)' if isinstance(v, list | set) else '%s'}"
-            for n, v in filters.items()
-        )
         query = _sql[key] = (
             f"SELECT {', '.join(_quote(f.column) for f in fields)} FROM {_quote(model._meta.db_table)} "
-            f"WHERE {conditions} ORDER BY {_quote(model._meta.pk.column)}" + (" FOR UPDATE" if lock else "")
+            f"WHERE {_where(model, filters)} ORDER BY {_quote(model._meta.pk.column)}" + (" FOR UPDATE" if lock else "")
         )
-    params = [list(v) if isinstance(v, list | set) else v for v in filters.values()]
+    params = _params(filters)
     converters = [
         (i, f, connection.ops.get_db_converters(f.get_col(model._meta.db_table)) + f.get_db_converters(connection))
         for i, f in enumerate(fields)
@@ -174,16 +169,27 @@ def rows_values(model: type[Model], column: str, **filters) -> list:
     if connection.vendor != "postgresql":
         lookups = {f"{name}__in" if isinstance(value, list | set) else name: value for name, value in filters.items()}
         return list(model.objects.filter(**lookups).values_list(column, flat=True))
-    key = (model, "values", column, tuple(filters), tuple(isinstance(v, list | set) for v in filters.values()))
+    key = (model, "values", column, _shape(filters))
     query = _sql.get(key)
     if query is None:
-        conditions = " AND ".join(
-            f"{_quote(model._meta.get_field(n).column)} = {'ANY(%s)' if isinstance(v, list | set) else '%s'}"
-            for n, v in filters.items()
-        )
         query = _sql[key] = (
             f"SELECT {_quote(model._meta.get_field(column).column)} FROM {_quote(model._meta.db_table)} "
-            f"WHERE {conditions}"
+            f"WHERE {_where(model, filters)}"
         )
-    params = [list(v) if isinstance(v, list | set) else v for v in filters.values()]
-    return [row[0] for row in _execute(query, params, fetch=True, binary=False)]
+    return [row[0] for row in _execute(query, _params(filters), fetch=True, binary=False)]
+
+
+def _shape(filters: dict) -> tuple:
+    return tuple((name, isinstance(value, list | set)) for name, value in filters.items())
+
+
+def _where(model: type[Model], filters: dict) -> str:
+    """column = %s for a value, column = ANY(%s) for a list of them (one array parameter, whatever its length)."""
+    return " AND ".join(
+        f"{_quote(model._meta.get_field(name).column)} = {'ANY(%s)' if many else '%s'}"
+        for name, many in _shape(filters)
+    )
+
+
+def _params(filters: dict) -> list:
+    return [list(value) if isinstance(value, list | set) else value for value in filters.values()]

@@ -157,3 +157,20 @@ def test_two_hits_after_a_timeout_start_one_visit():
         )
     ) == {visits[1].pk}
     assert Visitor.objects.get(account=account).current_session_id == visits[1].pk
+
+
+def test_concurrent_first_hits_of_one_visitor_give_one_visitor_and_one_visit():
+    """Two requests each bring a new visitor's first hit, at once: the second waits on the first's visitor row, then
+    is tried again and continues the first's visit."""
+    account = AccountFactory(domains=["acme.test"])
+
+    statuses = while_held(
+        lambda: record(account=account, hit=page(1, "visitor-aaaa"), now=T0),
+        lambda: record(account=account, hit=page(2, "visitor-aaaa"), now=T0 + timedelta(seconds=1)),
+    )
+
+    assert statuses == ("recorded", "recorded")
+    assert Visitor.objects.filter(account=account).count() == 1
+    assert Contact.objects.filter(account=account).count() == 1
+    assert Session.objects.filter(account=account).count() == 1
+    assert Impression.objects.filter(account=account).values("session_id").distinct().count() == 1

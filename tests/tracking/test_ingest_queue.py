@@ -270,24 +270,24 @@ def test_a_consumer_killed_before_recording_leaves_its_items_to_the_next(redis_s
     assert all(s.waiting == 0 and s.pending == 0 for s in queue.queue_status())
 
 
-def test_the_ingester_waits_for_the_database_and_resumes(redis_server, monkeypatch):
-    import tracking.consumer
-
+def test_the_ingester_waits_for_the_database_and_resumes(redis_server):
     account = AccountFactory()
     capture(account=account, items=sequence(account))
-    real, failures = tracking.consumer.ingest, []
+    unreachable_until = time.monotonic() + 1.5
+    refused = []
 
-    def database_down_three_times(items):
-        if len(failures) < 3:
-            failures.append(len(items))
+    def unreachable_for_a_while(execute, sql, params, many, context):
+        # Every statement fails, as when the server is down, for a second and a half.
+        if time.monotonic() < unreachable_until:
+            refused.append(sql)
             raise OperationalError("could not connect to server: Connection refused")
-        return real(items)
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(tracking.consumer, "ingest", database_down_three_times)
+    consumer = Consumer(name="test-consumer")
+    with connection.execute_wrapper(unreachable_for_a_while):
+        consumer.run(until_idle=True, max_seconds=60)
 
-    drain()
-
-    assert len(failures) == 3
+    assert refused and consumer.failures == 0  # it failed, waited, and recorded once the database answered
     assert len(rows_of(account)["events"]) == 8
     assert all(s.waiting == 0 and s.pending == 0 for s in queue.queue_status())
 

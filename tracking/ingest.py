@@ -31,6 +31,7 @@ from django.db.models import OuterRef, Subquery
 from custom_events.models import CustomEvent, MarketingSource
 from paminga.models import Account
 
+from . import hooks
 from .cache import custom_event_get_cached, custom_events_cache_clear
 from .channels import channel_derive, utm_from_url
 from .hits import HitError
@@ -677,15 +678,13 @@ class _Batch:
     def flush(self) -> None:
         """Writes what the items so far gathered: visits, impressions, events (each with one insert), the visits and
         visitors that moved, the events' action runs (enqueued after commit) and event debugger notes."""
-        from automations.services import action_runs_create_many
-
         rows_insert(self.new_sessions)
         for session in self.new_sessions:
             self.sessions[session.pk] = session
         rows_insert(self.new_impressions)
         if self.new_events:
             rows_insert(self.new_events)
-            action_runs_create_many(event_records=self.new_events)
+            hooks.events_recorded(event_records=self.new_events)  # their action runs (automations)
         rows_update(list(self.moved_sessions.values()), ["last_seen_at"])
         rows_update(list(self.moved_visitors.values()), ["current_session", "last_seen_at"])
         for account, reason, message, slug, recorded in self.notes:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from custom_events.models import validate_custom_event_slug
 from paminga.models import Account
 
+from . import hooks
 from .models import (
     METADATA_MAX_BYTES,
     Contact,
@@ -98,11 +99,9 @@ def contact_merge(*, source: Contact, target: Contact) -> Contact:
     its visitors (and so their sessions and impressions), events, tags, lists, score and fields."""
     if source.pk == target.pk or source.account_id != target.account_id:
         raise ValueError("contact_merge() needs two contacts of one account")
-    from automations.reports.services import report_contact_events_moving
-
     with transaction.atomic():
-        # The report rollups hold the source among the unique contacts of its days: mark those days for a rebuild.
-        report_contact_events_moving(contact=source)
+        # The report rollups hold the source among the unique contacts of its days: they mark those days.
+        hooks.contact_merging(contact=source)
         Visitor.objects.filter(contact=source).update(contact=target)
         EventRecord.objects.filter(contact=source).update(contact=target)
         existing_tags = set(ContactTag.objects.filter(contact=target).values_list("name", flat=True))
@@ -124,8 +123,6 @@ def contact_merge(*, source: Contact, target: Contact) -> Contact:
 def contact_identify(*, account: Account, visitor: Visitor, email: str) -> Contact:
     """Makes the visitor a known contact. An anonymous visitor's earlier impressions and events become part of
     that contact's history (merged when the contact already exists); actions waiting for identification run."""
-    from automations.services import action_runs_resume
-
     email = email_normalize(email)
     with transaction.atomic():
         current = Contact.objects.select_for_update().get(pk=visitor.contact_id)
@@ -148,7 +145,7 @@ def contact_identify(*, account: Account, visitor: Visitor, email: str) -> Conta
             target = known
             Visitor.objects.filter(pk=visitor.pk).update(contact=target)
         visitor.contact = target
-        action_runs_resume(contact=target)
+        hooks.contact_identified(contact=target)
     return target
 
 

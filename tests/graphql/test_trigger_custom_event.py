@@ -346,13 +346,13 @@ def test_without_a_valid_key_the_mutation_is_unauthenticated_and_records_nothing
 
 
 def test_one_transaction_a_failure_after_the_contact_is_created_leaves_nothing(gql, event, monkeypatch):
-    import automations.services
+    from tracking import hooks
 
     # The batch's last write, after its contact and event rows: a failure there leaves none of them.
     def broken_action_runs(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(automations.services, "action_runs_create_many", broken_action_runs)
+    monkeypatch.setattr(hooks, "_events_recorded", [broken_action_runs])
 
     answer = trigger(gql, email="new-person@example.com")
 

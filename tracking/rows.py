@@ -11,7 +11,7 @@ project uses none). They hold no rule of the product: what the rows say is decid
 import functools
 from datetime import datetime
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.models import Model
 
 _sql: dict[tuple, str] = {}
@@ -39,7 +39,7 @@ _AS_IS = (
 )
 
 
-def _prepared(field, obj: Model):
+def _prepared(field, obj: Model, db):
     value = field.pre_save(obj, True)
     if value is None:
         return None
@@ -48,7 +48,7 @@ def _prepared(field, obj: Model):
             if value_class is datetime and value.tzinfo is None:
                 break  # a naive time: the ORM's conversion (and warning)
             return value
-    return field.get_db_prep_save(value, connection)
+    return field.get_db_prep_save(value, db)
 
 
 def _execute(query: str, params: list, *, fetch: bool = False, binary: bool = True):
@@ -85,7 +85,8 @@ def rows_insert(objs: list[Model]) -> None:
     key = (model, "insert")
     query = _sql.get(key)
     if query is None:
-        arrays = ", ".join(f"CAST(%s AS {_array_type(field)})" for field in fields)
+        # %b: the arrays travel in PostgreSQL's binary format (no quoting of each string as text).
+        arrays = ", ".join(f"CAST(%b AS {_array_type(field)})" for field in fields)
         query = _sql[key] = (
             f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
             f"SELECT * FROM unnest({arrays}) RETURNING {_quote(model._meta.pk.column)}"
@@ -93,7 +94,8 @@ def rows_insert(objs: list[Model]) -> None:
     for obj in objs:
         # Foreign keys to rows saved since the instance was built (a new visit, an impression just inserted).
         obj._prepare_related_fields_for_save(operation_name="rows_insert")
-    columns = [[_prepared(field, obj) for obj in objs] for field in fields]
+    db = connections[DEFAULT_DB_ALIAS]  # not the proxy: each attribute read through it is a context-local lookup
+    columns = [[_prepared(field, obj, db) for obj in objs] for field in fields]
     ids = [row[0] for row in _execute(query, columns, fetch=True)]
     for obj, pk in zip(objs, ids, strict=True):
         obj.pk = pk
@@ -122,10 +124,10 @@ def rows_update(objs: list[Model], names: list[str]) -> None:
         return
     if query is None:
         columns = ", ".join(f"c{i}" for i in range(len(fields)))
-        arrays = ", ".join(f"CAST(%s AS {_array_type(f)})" for f in fields)
+        arrays = ", ".join(f"CAST(%b AS {_array_type(f)})" for f in fields)
         assignments = ", ".join(f"{_quote(f.column)} = v.c{i}" for i, f in enumerate(fields))
         query = _sql[key] = (
-            f"UPDATE {table} SET {assignments} FROM unnest(CAST(%s AS bigint[]), {arrays}) AS v(id, {columns}) "
+            f"UPDATE {table} SET {assignments} FROM unnest(CAST(%b AS bigint[]), {arrays}) AS v(id, {columns}) "
             f"WHERE {table}.{pk} = v.id"
         )
     params = [[obj.pk for obj in objs]]

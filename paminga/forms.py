@@ -51,6 +51,7 @@ class AccountSettingsForm(forms.ModelForm):
             "honour_dnt",
             "retention_months",
             "strict_origin",
+            "filter_bots",
         ]
 
     def __init__(self, *args, **kwargs):

@@ -30,6 +30,7 @@ def account_update(*, account: Account, **fields) -> Account:
         "honour_dnt",
         "retention_months",
         "strict_origin",
+        "filter_bots",
     }
     for key, value in fields.items():
         if key not in allowed:

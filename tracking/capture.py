@@ -21,6 +21,7 @@ from django.db import DatabaseError
 from paminga.models import Account
 
 from . import queue
+from .bots import bot_hit_count, bot_reason
 from .cache import custom_event_get_cached
 from .hits import Hit, HitError
 from .ingest import Outcome, ingest
@@ -38,6 +39,17 @@ class Unavailable(Exception):
 
     retry_after: int
     message: str = "The hit could not be recorded right now; retry later."
+
+
+def hit_from_bot(*, account: Account, hit: Hit, user_agent: str) -> bool:
+    """Whether the hit comes from a bot the account filters (a crawler's user agent, an automated browser): then it
+    is counted for the event debugger and must not be recorded. Checked before anything else about the hit, so that
+    a bot's hit with an unknown slug is not listed as a site's mistake."""
+    reason = bot_reason(account=account, user_agent=user_agent, automated=hit.automated)
+    if reason is None:
+        return False
+    bot_hit_count(account=account, reason=reason)
+    return True
 
 
 def hit_check(*, account: Account, hit: Hit) -> None:

@@ -295,16 +295,18 @@ class RejectedHit(models.Model):
 
 
 class UntrackedHitCount(models.Model):
-    """Hits answered but not recorded, per account, day (UTC) and reason: a visitor's privacy signal today, bots
-    later. Only a count: nothing of the hit is kept, which is the point of not recording it."""
+    """Hits answered but not recorded, per account, day (UTC) and reason: a visitor's privacy signal, or a bot. Only
+    a count: nothing of the hit is kept, which is the point of not recording it."""
 
     class Reason(models.TextChoices):
         GPC = "GPC", "Global Privacy Control"
         DNT = "DNT", "Do Not Track"
+        BOT_USER_AGENT = "BOT_USER_AGENT", "Bot or crawler (user agent)"
+        AUTOMATED_BROWSER = "AUTOMATED_BROWSER", "Automated browser (navigator.webdriver)"
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
-    reason = models.CharField(max_length=16, choices=Reason.choices)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
     count = models.PositiveIntegerField(default=0)
 
     class Meta:

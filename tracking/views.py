@@ -17,7 +17,7 @@ from paminga.models import Account
 
 from . import guards, selectors, services
 from .cache import account_get_by_site_key
-from .capture import Unavailable, capture, hit_check
+from .capture import Unavailable, capture, hit_check, hit_from_bot
 from .cors import origin_allowed
 from .hits import BODY_MAX_BYTES, HitError, hit_parse
 from .items import HitItem
@@ -133,6 +133,8 @@ def collect(request, site_key: str):
     raw = request.read(BODY_MAX_BYTES + 1)
     try:
         hit = hit_parse(raw)
+        if hit_from_bot(account=account, hit=hit, user_agent=request.headers.get("User-Agent", "")):
+            return JsonResponse({"status": "not_tracked"})
         hit_check(account=account, hit=hit)
         (outcome,) = capture(
             account=account, items=[HitItem(account_id=account.pk, received_at=timezone.now(), hit=hit)]

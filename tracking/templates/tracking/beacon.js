@@ -7,7 +7,8 @@
  *   whose JSON is over {{ metadata_max_bytes }} bytes is dropped here; the event is still sent, flagged.
  * - $__MA.identify('ada@example.com'): this visitor becomes that known contact.
  * Every hit carries a random visitor id kept first-party on this site (cookie __ma_vid, localStorage when cookies
- * are off) and a random hit id, so a retried hit is recorded once. Nothing else: no fingerprint, no third-party
+ * are off) and a random hit id, so a retried hit is recorded once; a browser driven by automation
+ * (navigator.webdriver) says so, and its hits are counted, not recorded. Nothing else: no fingerprint, no third-party
  * cookie. Hits that fail are kept in localStorage and retried with backoff for a day; pending hits are flushed with
  * sendBeacon when the page is hidden or left.
  * {% if privacy.consent_required %}Nothing is stored or sent before $__MA.consent(true). {% endif %}$__MA.consent(false) stops it and
@@ -29,6 +30,8 @@
   never tracked, whatever the site's banner says.{% endcomment %}
   var gpc = {{ privacy.honour_gpc|yesno:"true,false" }} && nav.globalPrivacyControl === true;
   var started = false, held = [], vid = null;
+  {# A browser driven by automation (a test runner, a scraper) marks its hits; the server counts them, not records. #}
+  var automated = nav.webdriver === true;
 
   function put(key, value) { try { if (ls && started) ls.setItem(key, value); } catch (e) {} }
 
@@ -156,6 +159,7 @@
   function hit(h) {
     h.id = rid();
     h.visitor = vid;
+    if (automated) h.automated = true;
     h._c = Date.now();
     if (!h.url) h.url = loc.href.slice(0, 2000);
     if (!started) {

@@ -70,14 +70,18 @@ def hit_check(*, account: Account, hit: Hit) -> None:
 
 
 def api_event_check(*, account: Account, event: ApiEvent) -> ValidationError | None:
-    """The refusal of an API event that needs no write (its slug is none of the account's events), or None."""
+    """The refusal of an API event that needs no write, or None: its slug is none of the account's events, or its
+    metadata breaks the event's enforced schema (answered INVALID_METADATA now, before anything is queued)."""
+    from custom_events.metadata_schema import metadata_schema_refusal
     from custom_events.services import unknown_event_error
 
     try:
-        known = custom_event_get_cached(account=account, slug=event.slug) is not None
+        definition = custom_event_get_cached(account=account, slug=event.slug)
     except DatabaseError:
-        known = True
-    return None if known else unknown_event_error(event.slug)
+        return None  # the ingester decides
+    if definition is None:
+        return unknown_event_error(event.slug)
+    return metadata_schema_refusal(custom_event=definition, metadata=event.metadata)
 
 
 def capture(*, account: Account, items: list[Item]) -> list[Outcome]:

@@ -269,6 +269,7 @@ class RejectedHit(models.Model):
         UNKNOWN_EVENT = "UNKNOWN_EVENT", "Unknown or deleted event slug"
         METADATA_DROPPED = "METADATA_DROPPED", "Metadata over 4,096 bytes was dropped"
         INVALID_METADATA = "INVALID_METADATA", "Metadata is not a JSON object"
+        METADATA_SCHEMA = "METADATA_SCHEMA", "Metadata breaks the event's schema"
         MALFORMED = "MALFORMED", "Malformed request body"
         TOO_LARGE = "TOO_LARGE", "Request body too large"
         DUPLICATE = "DUPLICATE", "Duplicate hit (already recorded)"

@@ -97,7 +97,8 @@ class TriggerCustomEventInput(graphene.InputObjectType):
     )
     metadata = JSON(
         description="Arbitrary key/value data stored with the event: a JSON object, inline or through a variable. "
-        "Max 4,096 bytes serialized as JSON; larger metadata is refused with METADATA_TOO_LARGE."
+        "Max 4,096 bytes serialized as JSON; larger metadata is refused with METADATA_TOO_LARGE. Checked against "
+        "the event's metadata schema, if it has one: refused with INVALID_METADATA when its mode is enforce."
     )
     idempotency_key = graphene.String(
         description="Makes retries safe: a second request with the same key in your account records nothing and "
@@ -313,8 +314,8 @@ class CustomEventsMutation(graphene.ObjectType):
         input=graphene.Argument(TriggerCustomEventInput, required=True, description="The event to fire."),
         description="Fires a custom event for a contact identified by email (created if not found), with "
         "`source = api`, and runs the event's actions. True once recorded. Errors carry `extensions.code` "
-        "(UNKNOWN_EVENT, INVALID_EMAIL, METADATA_TOO_LARGE, INVALID_INPUT) and `extensions.field`; nothing is "
-        "recorded when there is an error.",
+        "(UNKNOWN_EVENT, INVALID_EMAIL, METADATA_TOO_LARGE, INVALID_METADATA, INVALID_INPUT) and "
+        "`extensions.field`; nothing is recorded when there is an error.",
     )
     trigger_custom_events = graphene.List(
         graphene.NonNull(TriggerCustomEventResult),

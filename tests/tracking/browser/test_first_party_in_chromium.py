@@ -58,13 +58,15 @@ http {
 """
 
 
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+@pytest.fixture(scope="module")
+def nginx() -> str:
+    """The nginx binary. Asked for first by the tests, so that they skip before a browser or a server starts."""
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
     if found is None:
-        reason = "nginx is not installed (apt-get install -y nginx)"
+        reason = "needs nginx, which is not installed (apt-get install -y nginx)"
         if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"REQUIRE_SERVICES=1 but this test needs {reason}")
-        pytest.skip(f"needs {reason}")
+            pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
+        pytest.skip(reason)
     return found
 
 
@@ -77,9 +79,8 @@ def account(db):
 
 
 @pytest.fixture
-def customer_site(app_server, account, tmp_path):
+def customer_site(nginx, app_server, account, tmp_path):
     """The customer's web server: nginx serving /pricing.html and forwarding /pm/p/ to the app."""
-    binary = nginx_binary()
     site = tmp_path / "site"
     site.mkdir()
     (site / "pricing.html").write_text(
@@ -90,7 +91,7 @@ def customer_site(app_server, account, tmp_path):
     location = LOCATION % {"app_port": app_server.port}
     (tmp_path / "nginx.conf").write_text(CONFIG % {"dir": tmp_path, "port": port, "location": location})
     process = subprocess.Popen(
-        [binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")],
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -107,7 +108,7 @@ def customer_site(app_server, account, tmp_path):
     process.wait(timeout=10)
 
 
-def test_the_page_loads_the_script_from_its_own_origin_and_its_events_are_stored(page, customer_site, account):
+def test_the_page_loads_the_script_from_its_own_origin_and_its_events_are_stored(nginx, page, customer_site, account):
     requests = []
     page.on("request", lambda r: requests.append(r.url))
 
@@ -151,7 +152,7 @@ def post(url: str, origin: str) -> tuple[int, dict]:
         return exc.code, dict(exc.headers)
 
 
-def test_through_the_proxy_origin_checks_and_retry_after_still_work(customer_site, account, settings):
+def test_through_the_proxy_origin_checks_and_retry_after_still_work(nginx, customer_site, account, settings):
     endpoint = f"{customer_site}/pm/p/{account.site_key}/e"
 
     # a foreign page's hit is refused, and only that refusal carries CORS for it

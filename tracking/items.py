@@ -67,7 +67,11 @@ def _time_load(value: float) -> datetime:
 def item_dumps(item: Item) -> str:
     """The item as compact JSON (what the queue stores)."""
     if isinstance(item, HitItem):
-        body = {"k": "hit", "a": item.account_id, "t": _time_dump(item.received_at), "h": asdict(item.hit)}
+        hit = asdict(item.hit)
+        # Capture's alone (a bot is decided before queueing): left out, so that a queued hit reads the same to an
+        # ingester of the version before, while a deploy replaces capture and ingesters one after the other.
+        del hit["automated"]
+        body = {"k": "hit", "a": item.account_id, "t": _time_dump(item.received_at), "h": hit}
     else:
         body = {"k": "api", "a": item.account_id, "t": _time_dump(item.received_at), "e": asdict(item.event)}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)

@@ -155,3 +155,17 @@ def test_the_event_debugger_shows_the_bot_counts(client_logged_in, client, accou
     for reason, count in (("BOT_USER_AGENT", 2), ("AUTOMATED_BROWSER", 1)):
         row = body[body.index(f'id="untracked-{reason}"') :].split("</tr>")[0]
         assert row.count(f'<td class="num">{count}</td>') == 2
+
+
+def test_the_automated_flag_is_not_queued_so_a_queued_hit_reads_the_same_to_the_previous_ingester():
+    from datetime import UTC, datetime
+
+    from tracking.hits import Hit
+    from tracking.items import HitItem, item_dumps, item_loads
+
+    item = HitItem(account_id=1, received_at=datetime(2026, 6, 1, tzinfo=UTC), hit=Hit("impression", "imp-1", "v-1"))
+
+    raw = item_dumps(item)
+
+    assert "automated" not in raw
+    assert item_loads(raw) == item

@@ -1,5 +1,6 @@
 from django import forms
 
+from .metadata_schema import ALLOWED_VALUE_MAX_LENGTH, NAME_MAX_LENGTH, PROPERTY_TYPES, SchemaMode
 from .models import SLUG_MAX_LENGTH, MarketingChannel, validate_custom_event_slug
 
 
@@ -31,11 +32,55 @@ class CustomEventForm(forms.Form):
         "visitor's current session.",
     )
 
+    metadata_schema_mode = forms.ChoiceField(
+        label="Metadata schema",
+        choices=SchemaMode.choices,
+        initial=SchemaMode.OFF,
+        required=False,
+        help_text="What an occurrence whose metadata breaks the properties below does. Changing it never rewrites "
+        "recorded events.",
+    )
+
     def __init__(self, *args, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         if editing:
             # Once saved, the slug is no longer suggested from the name: live site code depends on it.
             del self.fields["name"].widget.attrs["data-slug-source"]
+
+    def clean_metadata_schema_mode(self):
+        # A form posted without it (an older page, a script) keeps the event's mode rather than failing.
+        return self.cleaned_data["metadata_schema_mode"] or self.initial.get("metadata_schema_mode") or SchemaMode.OFF
+
+
+class MetadataPropertyForm(forms.Form):
+    """One row of the metadata schema table; a row without a name is ignored. Field-level checks only: the schema's
+    rules are custom_events.metadata_schema's."""
+
+    name = forms.CharField(
+        required=False, max_length=NAME_MAX_LENGTH, widget=forms.TextInput(attrs={"spellcheck": "false"})
+    )
+    type = forms.ChoiceField(choices=[(t, t) for t in PROPERTY_TYPES], initial="string")
+    required = forms.BooleanField(required=False)
+    allowed_values = forms.CharField(
+        required=False,
+        max_length=100 * (ALLOWED_VALUE_MAX_LENGTH + 2),
+        widget=forms.TextInput(attrs={"placeholder": "basic, pro, enterprise"}),
+    )
+
+    @staticmethod
+    def initial_from(prop: dict) -> dict:
+        return {**prop, "allowed_values": ", ".join(prop["allowed_values"])}
+
+    def property(self) -> dict | None:
+        data = self.cleaned_data
+        if not data.get("name", "").strip():
+            return None
+        allowed = [value.strip() for value in data["allowed_values"].split(",") if value.strip()]
+        return {"name": data["name"], "type": data["type"], "required": data["required"], "allowed_values": allowed}
+
+
+# Three empty rows under the declared properties: saving with them filled adds properties (three more then appear).
+MetadataPropertyFormSet = forms.formset_factory(MetadataPropertyForm, extra=3, max_num=50, absolute_max=50)
 
 
 class MarketingSourceForm(forms.Form):

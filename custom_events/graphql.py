@@ -14,6 +14,7 @@ from tracking.capture import Unavailable, api_event_check, capture
 from tracking.items import ApiItem
 
 from . import selectors, services
+from .metadata_schema import PROPERTY_TYPES, SchemaMode
 from .models import SLUG_MAX_LENGTH
 from .models import MarketingChannel as MarketingChannelChoices
 
@@ -28,6 +29,7 @@ class CustomEventErrorCode(graphene.Enum):
     UNKNOWN_EVENT = "UNKNOWN_EVENT"
     INVALID_EMAIL = "INVALID_EMAIL"
     METADATA_TOO_LARGE = "METADATA_TOO_LARGE"
+    INVALID_METADATA = "INVALID_METADATA"
     INVALID_INPUT = "INVALID_INPUT"
     UNAVAILABLE = "UNAVAILABLE"
 
@@ -39,6 +41,8 @@ class CustomEventErrorCode(graphene.Enum):
             "INVALID_EMAIL": "The email is not a valid email address.",
             "METADATA_TOO_LARGE": "The metadata is over 4,096 bytes once serialized as JSON. Unlike the beacon, "
             "which drops such metadata and records the event, the API refuses the event so the caller can fix it.",
+            "INVALID_METADATA": "The metadata breaks the event's metadata schema, whose mode is enforce: `field` "
+            "names the first property at fault (e.g. metadata.planTier) and the message every violation.",
             "INVALID_INPUT": "Another input is invalid (too long, malformed, not allowed); `field` names it.",
             "UNAVAILABLE": "The event could not be accepted right now (HTTP 503 with Retry-After; nothing was "
             "recorded): retry after that many seconds, with the same idempotency_key.",
@@ -50,6 +54,7 @@ ERROR_CODES = {
     "unknown_event": CustomEventErrorCode.UNKNOWN_EVENT.value,
     "invalid_email": CustomEventErrorCode.INVALID_EMAIL.value,
     "metadata_too_large": CustomEventErrorCode.METADATA_TOO_LARGE.value,
+    "metadata_schema": CustomEventErrorCode.INVALID_METADATA.value,
 }
 
 
@@ -92,7 +97,8 @@ class TriggerCustomEventInput(graphene.InputObjectType):
     )
     metadata = JSON(
         description="Arbitrary key/value data stored with the event: a JSON object, inline or through a variable. "
-        "Max 4,096 bytes serialized as JSON; larger metadata is refused with METADATA_TOO_LARGE."
+        "Max 4,096 bytes serialized as JSON; larger metadata is refused with METADATA_TOO_LARGE. Checked against "
+        "the event's metadata schema, if it has one: refused with INVALID_METADATA when its mode is enforce."
     )
     idempotency_key = graphene.String(
         description="Makes retries safe: a second request with the same key in your account records nothing and "
@@ -155,6 +161,38 @@ class TriggerCustomEventResult(graphene.ObjectType):
     error = graphene.Field(CustomEventError, description="Why the event was not recorded; null when ok.")
 
 
+_TYPES = ", ".join(f"`{t}`" for t in PROPERTY_TYPES)
+_MODES = "`off` (not checked, the default), `warn` (recorded with the metadata, each violation listed in the event "
+_MODES += "debugger) or `enforce` (the beacon's event is recorded without the metadata, an API call is refused with "
+_MODES += "INVALID_METADATA)"
+
+
+class MetadataProperty(graphene.ObjectType):
+    """One property of a custom event's metadata schema."""
+
+    name = graphene.String(required=True, description="The metadata key, e.g. planTier.")
+    type = graphene.String(required=True, description=f"One of {_TYPES}.")
+    required = graphene.Boolean(required=True, description="Whether every occurrence's metadata must have it.")
+    allowed_values = graphene.List(
+        graphene.NonNull(graphene.String),
+        required=True,
+        description="For strings (and string lists): the values allowed; empty allows any.",
+    )
+
+
+class MetadataPropertyInput(graphene.InputObjectType):
+    """One property of a metadata schema, as given to create_custom_event and update_custom_event."""
+
+    name = graphene.String(required=True, description="The metadata key (at most 100 characters, unique).")
+    type = graphene.String(required=True, description=f"One of {_TYPES}.")
+    required = graphene.Boolean(description="Whether every occurrence's metadata must have it. Default false.")
+    allowed_values = graphene.List(
+        graphene.NonNull(graphene.String),
+        description="For `string` and `string list` only: the values allowed (at most 100, each at most 200 "
+        "characters). Omitted or empty allows any.",
+    )
+
+
 class CustomEventType(graphene.ObjectType):
     """A custom event definition of the account, with its totals."""
 
@@ -169,6 +207,12 @@ class CustomEventType(graphene.ObjectType):
     counts_as_conversion = graphene.Boolean(
         required=True, description="Whether firing the event is recorded as a conversion."
     )
+    metadata_schema = graphene.List(
+        graphene.NonNull(MetadataProperty),
+        required=True,
+        description="The properties its metadata should have; empty when it declares none.",
+    )
+    metadata_schema_mode = graphene.String(required=True, description=f"What a violation of the schema does: {_MODES}.")
     fires = graphene.Int(required=True, description="How many times the event has been recorded (beacon and API).")
     conversions = graphene.Int(required=True, description="How many of those were recorded as conversions.")
     created_at = graphene.DateTime(required=True, description="When the event was created.")
@@ -186,6 +230,11 @@ class CreateCustomEventInput(graphene.InputObjectType):
     )
     description = graphene.String(description="Optional free-form text (at most 5,000 characters).")
     counts_as_conversion = graphene.Boolean(description="Record each firing as a conversion. Default false.")
+    metadata_schema = graphene.List(
+        graphene.NonNull(MetadataPropertyInput),
+        description="The properties its metadata should have (at most 50). Default none.",
+    )
+    metadata_schema_mode = graphene.String(description=f"What a violation of the schema does: {_MODES}.")
 
 
 class UpdateCustomEventInput(graphene.InputObjectType):
@@ -195,6 +244,21 @@ class UpdateCustomEventInput(graphene.InputObjectType):
     slug = graphene.String(description="A new slug. Website and API callers using the old slug will stop matching.")
     description = graphene.String(description="New free-form text; an empty string clears it.")
     counts_as_conversion = graphene.Boolean(description="Record each firing as a conversion from now on.")
+    metadata_schema = graphene.List(
+        graphene.NonNull(MetadataPropertyInput),
+        description="A new metadata schema, replacing the whole list ([] removes every property). Applies to "
+        "occurrences from now on: recorded events are never rewritten.",
+    )
+    metadata_schema_mode = graphene.String(description=f"A new mode: {_MODES}.")
+
+
+def _schema_input(properties) -> list[dict] | None:
+    """The GraphQL input as the plain JSON the service validates (custom_events.metadata_schema)."""
+    if properties is None:
+        return None
+    return [
+        {key: value for key, value in dict(prop).items() if value is not None or key == "name"} for prop in properties
+    ]
 
 
 def _slug_argument_check(slug: str) -> None:
@@ -250,8 +314,8 @@ class CustomEventsMutation(graphene.ObjectType):
         input=graphene.Argument(TriggerCustomEventInput, required=True, description="The event to fire."),
         description="Fires a custom event for a contact identified by email (created if not found), with "
         "`source = api`, and runs the event's actions. True once recorded. Errors carry `extensions.code` "
-        "(UNKNOWN_EVENT, INVALID_EMAIL, METADATA_TOO_LARGE, INVALID_INPUT) and `extensions.field`; nothing is "
-        "recorded when there is an error.",
+        "(UNKNOWN_EVENT, INVALID_EMAIL, METADATA_TOO_LARGE, INVALID_METADATA, INVALID_INPUT) and "
+        "`extensions.field`; nothing is recorded when there is an error.",
     )
     trigger_custom_events = graphene.List(
         graphene.NonNull(TriggerCustomEventResult),
@@ -323,6 +387,8 @@ class CustomEventsMutation(graphene.ObjectType):
                 slug=input.slug,
                 description=input.description or "",
                 counts_as_conversion=bool(input.counts_as_conversion),
+                metadata_schema=_schema_input(input.metadata_schema),
+                metadata_schema_mode=input.metadata_schema_mode or SchemaMode.OFF,
             )
         except ValidationError as exc:
             raise _api_error(exc, name_fields=True) from None
@@ -332,6 +398,8 @@ class CustomEventsMutation(graphene.ObjectType):
         account = account_from_info(info)
         event = _event_or_error(account, slug)
         changes = {field: value for field, value in dict(input).items() if value is not None}
+        if "metadata_schema" in changes:
+            changes["metadata_schema"] = _schema_input(changes["metadata_schema"])
         try:
             services.custom_event_update(custom_event=event, **changes)
         except ValidationError as exc:

@@ -3,6 +3,8 @@ from django.core.validators import MaxLengthValidator, ProhibitNullCharactersVal
 from django.db import models
 from django.db.models.functions import Lower
 
+from .metadata_schema import SchemaMode, validate_metadata_schema
+
 SLUG_MAX_LENGTH = 100
 SLUG_PATTERN = r"^[a-z0-9-]+$"
 # Paminga's own event types; a custom event may not take their names.
@@ -81,6 +83,16 @@ class CustomEvent(models.Model):
         default=False,
         help_text="Firing this event marks a conversion, attributed to the most recent impression in the "
         "visitor's current session.",
+    )
+    # The properties its metadata should have (custom_events/metadata_schema.py) and what a violation does. Changing
+    # them never rewrites recorded events: occurrences are checked once, when they are recorded.
+    metadata_schema = models.JSONField(default=list, blank=True, validators=[validate_metadata_schema])
+    metadata_schema_mode = models.CharField(
+        "Metadata schema",
+        max_length=8,
+        choices=SchemaMode.choices,
+        default=SchemaMode.OFF,
+        help_text="What an occurrence whose metadata breaks the schema does.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

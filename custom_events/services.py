@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from paminga.models import Account
 from tracking.items import ApiEvent
 
+from .metadata_schema import SchemaMode, metadata_schema_normalize
 from .models import SLUG_MAX_LENGTH, CustomEvent, MarketingChannel, MarketingSource, validate_custom_event_slug
 from .selectors import custom_event_slug_taken
 
@@ -44,8 +45,24 @@ def _definitions_changed(account: Account) -> None:
     custom_events_cache_clear(account=account)
 
 
+def _schema_normalized(value):
+    """The schema in its stored form; as given when it is invalid, so that full_clean() reports it on its field with
+    the others."""
+    try:
+        return metadata_schema_normalize(value)
+    except ValidationError:
+        return value
+
+
 def custom_event_create(
-    *, account: Account, name: str, slug: str, description: str = "", counts_as_conversion: bool = False
+    *,
+    account: Account,
+    name: str,
+    slug: str,
+    description: str = "",
+    counts_as_conversion: bool = False,
+    metadata_schema: list | None = None,
+    metadata_schema_mode: str = SchemaMode.OFF,
 ) -> CustomEvent:
     event = CustomEvent(
         account=account,
@@ -53,17 +70,23 @@ def custom_event_create(
         slug=(slug or "").strip(),
         description=(description or "").strip(),
         counts_as_conversion=bool(counts_as_conversion),
+        metadata_schema=_schema_normalized(metadata_schema),
+        metadata_schema_mode=metadata_schema_mode or SchemaMode.OFF,
     )
     return _save_checked(event)
 
 
 def custom_event_update(*, custom_event: CustomEvent, **fields) -> CustomEvent:
-    allowed = {"name", "slug", "description", "counts_as_conversion"}
+    """Changes the given fields. A new metadata schema or mode applies to occurrences recorded from now on: recorded
+    events are never rewritten."""
+    allowed = {"name", "slug", "description", "counts_as_conversion", "metadata_schema", "metadata_schema_mode"}
     for key, value in fields.items():
         if key not in allowed:
             raise TypeError(f"custom_event_update() got an unexpected field {key!r}")
         if isinstance(value, str):
             value = value.strip()
+        if key == "metadata_schema":
+            value = _schema_normalized(value)
         setattr(custom_event, key, value)
     return _save_checked(custom_event)
 

@@ -5,7 +5,11 @@ from django.shortcuts import redirect, render
 from paminga.accounts import account_required
 
 from . import selectors, services
-from .forms import CustomEventForm, MarketingSourceForm
+from .forms import CustomEventForm, MarketingSourceForm, MetadataPropertyForm, MetadataPropertyFormSet
+
+SCHEMA_PREFIX = "schema"
+# How many of the event's latest schema violations its page lists (from the event debugger).
+VIOLATIONS_SHOWN = 20
 
 
 @account_required
@@ -14,36 +18,69 @@ def custom_event_list(request):
     return render(request, "custom_events/list.html", {"events": events})
 
 
+def _schema_formset(request, schema: list[dict]):
+    """The metadata schema's rows, bound to the POST when it has them: a form posted without (an older page, a
+    script) leaves the schema as it is."""
+    initial = [MetadataPropertyForm.initial_from(prop) for prop in schema]
+    bound = request.method == "POST" and f"{SCHEMA_PREFIX}-TOTAL_FORMS" in request.POST
+    return MetadataPropertyFormSet(request.POST if bound else None, initial=initial, prefix=SCHEMA_PREFIX)
+
+
+def _posted(form, formset) -> dict | None:
+    """The fields to save, or None when the form or the schema rows are invalid."""
+    if not (form.is_valid() and (not formset.is_bound or formset.is_valid())):
+        return None
+    fields = dict(form.cleaned_data)
+    if formset.is_bound:
+        fields["metadata_schema"] = [p for p in (row.property() for row in formset) if p is not None]
+    return fields
+
+
+def _errors_add(form, exc: ValidationError) -> None:
+    """The service's errors on the form's fields, and the others (the schema's) above the form."""
+    for field, errors in exc.update_error_dict({}).items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
 @account_required
 def custom_event_create(request):
     form = CustomEventForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    formset = _schema_formset(request, [])
+    if request.method == "POST" and (fields := _posted(form, formset)) is not None:
         try:
-            event = services.custom_event_create(account=request.account, **form.cleaned_data)
+            event = services.custom_event_create(account=request.account, **fields)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            _errors_add(form, exc)
         else:
             messages.success(
                 request, f"Custom event “{event.name}” created. Fire it with $__MA.captureEvent('{event.slug}')."
             )
             return redirect("custom_events:list")
-    return render(request, "custom_events/form.html", {"form": form, "creating": True})
+    return render(request, "custom_events/form.html", {"form": form, "schema": formset, "creating": True})
 
 
 @account_required
 def custom_event_update(request, pk: int):
+    from tracking.models import RejectedHit
+    from tracking.selectors import rejected_hit_list
+
     event = selectors.custom_event_get_or_404(account=request.account, pk=pk)
-    initial = {f: getattr(event, f) for f in ("name", "slug", "description", "counts_as_conversion")}
-    form = CustomEventForm(request.POST or None, initial=initial, editing=True)
-    if request.method == "POST" and form.is_valid():
+    fields = ("name", "slug", "description", "counts_as_conversion", "metadata_schema_mode")
+    form = CustomEventForm(request.POST or None, initial={f: getattr(event, f) for f in fields}, editing=True)
+    formset = _schema_formset(request, event.metadata_schema)
+    if request.method == "POST" and (changes := _posted(form, formset)) is not None:
         try:
-            services.custom_event_update(custom_event=event, **form.cleaned_data)
+            services.custom_event_update(custom_event=event, **changes)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            _errors_add(form, exc)
         else:
             messages.success(request, f"Custom event “{event.name}” saved.")
             return redirect("custom_events:list")
-    return render(request, "custom_events/form.html", {"form": form, "event": event, "creating": False})
+    violations = rejected_hit_list(
+        account=request.account, reason=RejectedHit.Reason.METADATA_SCHEMA, slug=event.slug, limit=VIOLATIONS_SHOWN
+    )
+    context = {"form": form, "schema": formset, "event": event, "creating": False, "violations": violations}
+    return render(request, "custom_events/form.html", context)
 
 
 @account_required

@@ -59,6 +59,25 @@ class AccountSettingsForm(forms.ModelForm):
         return self.instance.retention_months if value is None else value
 
 
+class FirstPartyPathForm(forms.Form):
+    """The address of the path on the customer's own site that its proxy forwards to Paminga, for the first-party
+    install snippet (docs/tracking.md, "First-party path"). Only shown, never stored."""
+
+    first_party = forms.URLField(
+        label="Path on your site",
+        max_length=500,
+        assume_scheme="https",
+        help_text="The address your web server or CDN forwards to Paminga, e.g. https://www.example.com/pm",
+        widget=forms.URLInput(attrs={"placeholder": "https://www.example.com/pm", "autocomplete": "off"}),
+    )
+
+    def clean_first_party(self):
+        url = self.cleaned_data["first_party"]
+        if not url.startswith(("https://", "http://")) or "?" in url or "#" in url:
+            raise forms.ValidationError("Enter an http or https address without a query or fragment.")
+        return url.rstrip("/")
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(
         max_length=100,

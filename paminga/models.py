@@ -63,6 +63,7 @@ class Account(models.Model):
         "honour_dnt",
         "retention_months",
         "strict_origin",
+        "filter_bots",
     )
 
     class Consent(models.TextChoices):
@@ -110,6 +111,13 @@ class Account(models.Model):
         "Honour Do Not Track",
         default=False,
         help_text="Visitors whose browser sends Do Not Track (DNT: 1) are not tracked either.",
+    )
+    filter_bots = models.BooleanField(
+        "Filter bots",
+        default=True,
+        help_text="Hits from known bots and crawlers (by user agent) and from automated browsers "
+        "(navigator.webdriver) are counted in the event debugger, not recorded. Switch it off to test with such "
+        "tools.",
     )
     retention_months = models.PositiveSmallIntegerField(
         "Raw data retention (months)",

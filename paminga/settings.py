@@ -119,9 +119,9 @@ WHITENOISE_MANIFEST_STRICT = False
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Paminga <notifications@paminga.local>")
 
-# CORS: only the beacon's collect endpoint answers cross-origin requests, and only for origins among
-# the account's own domains (see tracking.cors).
-CORS_URLS_REGEX = r"^/(collect|t)/.*$"
+# CORS: only the beacon's collect endpoint (and its first-party alias, /p/<site key>/e) answers cross-origin
+# requests, and only for origins among the account's own domains (see tracking.cors).
+CORS_URLS_REGEX = r"^/((collect|t)/.*|p/[^/]+/e)$"
 CORS_ALLOW_CREDENTIALS = False
 # The beacon reads Retry-After on a 429 to know when to send again (not a CORS-safelisted header).
 CORS_EXPOSE_HEADERS = ["Retry-After"]

@@ -15,8 +15,9 @@ from django.views.decorators.http import require_POST
 
 from . import services
 from .accounts import SESSION_KEY, account_can_manage, account_required
-from .forms import AccountSettingsForm, ApiKeyForm, LoginForm
+from .forms import AccountSettingsForm, ApiKeyForm, FirstPartyPathForm, LoginForm
 from .selectors import account_get_for_user, api_key_get, api_key_list
+from .site import site_url
 
 
 def login_locked_out(request, original_response=None, credentials=None):
@@ -71,8 +72,17 @@ def account_settings(request):
         else:
             messages.success(request, "Account settings saved.")
             return redirect("account_settings")
-    context = {"form": form, "account": request.account, "can_manage": can_manage}
+    context = {"form": form, "account": request.account, "can_manage": can_manage, **_first_party(request)}
     return render(request, "paminga/account_settings.html", context)
+
+
+def _first_party(request) -> dict:
+    """The first-party snippet's form, bound to ?first_party= when the page was asked for it, and the valid URL."""
+    asked = "first_party" in request.GET
+    first_party_form = FirstPartyPathForm(request.GET if asked else None)
+    url = first_party_form.cleaned_data["first_party"] if asked and first_party_form.is_valid() else ""
+    site_root = site_url(request=request).rstrip("/") + "/"
+    return {"first_party_form": first_party_form, "first_party_url": url, "site_root": site_root}
 
 
 @account_required

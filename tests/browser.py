@@ -8,13 +8,26 @@ import os
 import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
+# The tests' browser stands for a person's: the beacon and the collect endpoint filter bots (tracking/bots.py), and
+# a Chromium driven by Playwright is one by both signs: its user agent says HeadlessChrome and navigator.webdriver
+# is true. So the tests' Chromium sends a desktop Chrome user agent and hides the automation flag, and the bot
+# filter stays on in the tests as it is in production; tests/tracking/browser/test_bots_in_chromium.py drives a
+# browser that shows both signs.
+PERSON_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+HEADLESS_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
+]
+CHROMIUM_ARGS = [
+    *HEADLESS_ARGS,
+    "--disable-blink-features=AutomationControlled",
+    f"--user-agent={PERSON_USER_AGENT}",
 ]
 
 

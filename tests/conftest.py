@@ -1,6 +1,7 @@
 import pytest
 from django.core.cache import cache
 
+from tracking.bots import bot_counts_reset
 from tracking.cache import memo_clear_all
 
 from .browser import browser, page  # noqa: F401 - Playwright fixtures for every test module
@@ -22,6 +23,7 @@ def _fast_and_isolated(settings):
     app.conf.task_always_eager = True
     cache.clear()
     memo_clear_all()
+    bot_counts_reset()
     yield
     app.conf.task_always_eager = eager
     cache.clear()

@@ -21,6 +21,7 @@ from django.db import DatabaseError
 from paminga.models import Account
 
 from . import queue
+from .bots import bot_hit_count, bot_reason
 from .cache import custom_event_get_cached
 from .hits import Hit, HitError
 from .ingest import Outcome, ingest
@@ -38,6 +39,17 @@ class Unavailable(Exception):
 
     retry_after: int
     message: str = "The hit could not be recorded right now; retry later."
+
+
+def hit_from_bot(*, account: Account, hit: Hit, user_agent: str) -> bool:
+    """Whether the hit comes from a bot the account filters (a crawler's user agent, an automated browser): then it
+    is counted for the event debugger and must not be recorded. Checked before anything else about the hit, so that
+    a bot's hit with an unknown slug is not listed as a site's mistake."""
+    reason = bot_reason(account=account, user_agent=user_agent, automated=hit.automated)
+    if reason is None:
+        return False
+    bot_hit_count(account=account, reason=reason)
+    return True
 
 
 def hit_check(*, account: Account, hit: Hit) -> None:
@@ -58,14 +70,18 @@ def hit_check(*, account: Account, hit: Hit) -> None:
 
 
 def api_event_check(*, account: Account, event: ApiEvent) -> ValidationError | None:
-    """The refusal of an API event that needs no write (its slug is none of the account's events), or None."""
+    """The refusal of an API event that needs no write, or None: its slug is none of the account's events, or its
+    metadata breaks the event's enforced schema (answered INVALID_METADATA now, before anything is queued)."""
+    from custom_events.metadata_schema import metadata_schema_refusal
     from custom_events.services import unknown_event_error
 
     try:
-        known = custom_event_get_cached(account=account, slug=event.slug) is not None
+        definition = custom_event_get_cached(account=account, slug=event.slug)
     except DatabaseError:
-        known = True
-    return None if known else unknown_event_error(event.slug)
+        return None  # the ingester decides
+    if definition is None:
+        return unknown_event_error(event.slug)
+    return metadata_schema_refusal(custom_event=definition, metadata=event.metadata)
 
 
 def capture(*, account: Account, items: list[Item]) -> list[Outcome]:

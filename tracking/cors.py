@@ -48,12 +48,14 @@ def origin_allowed(*, account: Account, origin: str) -> bool:
 
 
 def cors_allow_account_origins(sender, request, **kwargs) -> bool:
-    """django-cors-headers asks this for every request to a URL in CORS_URLS_REGEX (the collect endpoint)."""
+    """django-cors-headers asks this for every request to a URL in CORS_URLS_REGEX (the collect endpoint and its
+    first-party alias)."""
     from .cache import account_get_by_site_key
 
     origin = request.headers.get("Origin")
     parts = request.path.split("/")
-    if not origin or len(parts) < 3 or parts[1] != "collect":
+    # /collect/<site key> and its first-party alias /p/<site key>/e.
+    if not origin or len(parts) < 3 or parts[1] not in ("collect", "p"):
         return False
     account = account_get_by_site_key(site_key=parts[2])
     return account is not None and origin_allowed(account=account, origin=origin)

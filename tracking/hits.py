@@ -7,6 +7,7 @@ A hit is a JSON object (sent as text/plain, so browsers need no CORS preflight):
      "visitor": "<first-party visitor id, same alphabet>",
      "age": <ms since the hit was created, on the sender's clock>,        # optional
      "retry": true,                                                     # optional: sent before, maybe recorded
+     "automated": true,                                                 # optional: navigator.webdriver (a bot)
      "url": "<page URL>", "title": "...", "referrer": "...",            # the page (url required for impressions)
      "contact_token": "<signed token from a tracked link>",             # optional, impressions
      "slug": "...", "metadata": {...}, "metadata_dropped": <bytes>,     # events
@@ -47,6 +48,7 @@ class Hit:
     visitor: str
     age_ms: int = 0
     retry: bool = False
+    automated: bool = False
     url: str = ""
     title: str = ""
     referrer: str = ""
@@ -133,6 +135,7 @@ def hit_parse(raw: bytes) -> Hit:
         visitor=data["visitor"],
         age_ms=age,
         retry=data.get("retry") is True,
+        automated=data.get("automated") is True,
         url=_text(data, "url", URL_MAX_LENGTH),
         title=_text(data, "title", TITLE_MAX_LENGTH),
         referrer=_text(data, "referrer", URL_MAX_LENGTH),

@@ -28,6 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
+from custom_events.metadata_schema import SchemaMode, custom_event_metadata_violations, metadata_violations_message
 from custom_events.models import CustomEvent, MarketingSource
 from paminga.models import Account
 
@@ -466,6 +467,9 @@ class _Batch:
             self.new_impressions.append(impression)
             self.batch_impressions[id(session)].append(impression)
         else:
+            metadata = hit.metadata
+            if hit.metadata_dropped_bytes is None:  # metadata dropped for its size has its own note
+                metadata = self._metadata_schema_check(account, self.definitions[index], hit.slug, metadata)
             record = self.event_new(
                 account=account,
                 custom_event=self.definitions[index],
@@ -477,7 +481,7 @@ class _Batch:
                 page_url=hit.url,
                 utm=session.utm,
                 marketing_channel=session.channel,
-                metadata=hit.metadata,
+                metadata=metadata,
                 metadata_dropped_bytes=hit.metadata_dropped_bytes,
                 idempotency_key=BEACON_KEY_PREFIX + hit.id,
             )
@@ -493,6 +497,21 @@ class _Batch:
                     )
                 )
         self.outcomes[index] = Outcome("recorded")
+
+    # --- The metadata schema (custom_events/metadata_schema.py) -----------------------------------------------------
+
+    def _metadata_schema_check(self, account: Account, custom_event: CustomEvent, slug: str, metadata):
+        """The metadata to record, checked against the event's schema: each violation is listed in the event
+        debugger; `warn` keeps the metadata, `enforce` records the event without it (as for the size limit, but not
+        flagged metadata_dropped, which means over the size limit)."""
+        violations = custom_event_metadata_violations(custom_event=custom_event, metadata=metadata)
+        if not violations:
+            return metadata
+        enforce = custom_event.metadata_schema_mode == SchemaMode.ENFORCE
+        outcome = "recorded without its metadata (enforce)" if enforce else "recorded with its metadata (warn)"
+        message = f"{metadata_violations_message(violations)} The event was {outcome}."
+        self.notes.append((account, Reason.METADATA_SCHEMA, message, slug, True))
+        return None if enforce else metadata
 
     def _contact_link(self, *, account: Account, visitor: Visitor, token: str) -> None:
         """A page opened through a signed contact link identifies its visitor as that contact."""
@@ -544,7 +563,9 @@ class _Batch:
             marketing_channel=event.marketing_channel,
             marketing_source=self._source(account, event.marketing_source),
             marketing_source_name=event.marketing_source,
-            metadata=event.metadata,
+            # Capture refused metadata that breaks an enforced schema; this notes `warn`, and the schema a definition
+            # got while the event waited in the queue.
+            metadata=self._metadata_schema_check(account, self.definitions[index], event.slug, event.metadata),
             idempotency_key=key,
         )
         self.outcomes[index] = Outcome("recorded", record=record)

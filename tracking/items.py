@@ -68,7 +68,11 @@ def item_dumps(item: Item) -> str:
     """The item as compact JSON (what the queue stores)."""
     # vars(), not asdict(): the fields are plain values, and asdict() deep-copies the metadata on every hit.
     if isinstance(item, HitItem):
-        body = {"k": "hit", "a": item.account_id, "t": _time_dump(item.received_at), "h": vars(item.hit)}
+        # Everything but `automated`, which is capture's alone (a bot is decided before queueing): left out, so that a
+        # queued hit reads the same to an ingester of the version before, while a deploy replaces capture and
+        # ingesters one after the other.
+        hit = {key: value for key, value in vars(item.hit).items() if key != "automated"}
+        body = {"k": "hit", "a": item.account_id, "t": _time_dump(item.received_at), "h": hit}
     else:
         body = {"k": "api", "a": item.account_id, "t": _time_dump(item.received_at), "e": vars(item.event)}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)

@@ -269,6 +269,7 @@ class RejectedHit(models.Model):
         UNKNOWN_EVENT = "UNKNOWN_EVENT", "Unknown or deleted event slug"
         METADATA_DROPPED = "METADATA_DROPPED", "Metadata over 4,096 bytes was dropped"
         INVALID_METADATA = "INVALID_METADATA", "Metadata is not a JSON object"
+        METADATA_SCHEMA = "METADATA_SCHEMA", "Metadata breaks the event's schema"
         MALFORMED = "MALFORMED", "Malformed request body"
         TOO_LARGE = "TOO_LARGE", "Request body too large"
         DUPLICATE = "DUPLICATE", "Duplicate hit (already recorded)"
@@ -295,16 +296,18 @@ class RejectedHit(models.Model):
 
 
 class UntrackedHitCount(models.Model):
-    """Hits answered but not recorded, per account, day (UTC) and reason: a visitor's privacy signal today, bots
-    later. Only a count: nothing of the hit is kept, which is the point of not recording it."""
+    """Hits answered but not recorded, per account, day (UTC) and reason: a visitor's privacy signal, or a bot. Only
+    a count: nothing of the hit is kept, which is the point of not recording it."""
 
     class Reason(models.TextChoices):
         GPC = "GPC", "Global Privacy Control"
         DNT = "DNT", "Do Not Track"
+        BOT_USER_AGENT = "BOT_USER_AGENT", "Bot or crawler (user agent)"
+        AUTOMATED_BROWSER = "AUTOMATED_BROWSER", "Automated browser (navigator.webdriver)"
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
-    reason = models.CharField(max_length=16, choices=Reason.choices)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
     count = models.PositiveIntegerField(default=0)
 
     class Meta:

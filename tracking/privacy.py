@@ -12,18 +12,18 @@ from .models import UntrackedHitCount
 Reason = UntrackedHitCount.Reason
 
 
-def untracked_hit_count(*, account: Account, reason: str) -> None:
-    """One more hit not recorded today (UTC) for this reason: one UPDATE, an INSERT on the day's first."""
+def untracked_hit_count(*, account: Account, reason: str, count: int = 1) -> None:
+    """`count` more hits not recorded today (UTC) for this reason: one UPDATE, an INSERT on the day's first."""
     day = timezone.now().date()
     rows = UntrackedHitCount.objects.filter(account=account, day=day, reason=reason)
-    if rows.update(count=F("count") + 1):
+    if rows.update(count=F("count") + count):
         return
     try:
         with transaction.atomic():
-            UntrackedHitCount.objects.create(account=account, day=day, reason=reason, count=1)
+            UntrackedHitCount.objects.create(account=account, day=day, reason=reason, count=count)
     except IntegrityError:
         # Another request created the day's row in between.
-        rows.update(count=F("count") + 1)
+        rows.update(count=F("count") + count)
 
 
 def hit_refused_for_privacy(*, request, account: Account) -> str | None:

@@ -8,10 +8,12 @@ from .models import EventRecord, Impression, RejectedHit
 DEMO_ACCOUNT_SLUG = "demo"
 
 
-def rejected_hit_list(*, account: Account, reason: str = "", limit: int = 200) -> list[RejectedHit]:
+def rejected_hit_list(*, account: Account, reason: str = "", slug: str = "", limit: int = 200) -> list[RejectedHit]:
     entries = RejectedHit.objects.filter(account=account)
     if reason:
         entries = entries.filter(reason=reason)
+    if slug:
+        entries = entries.filter(slug=slug)
     return list(entries.order_by("-created_at", "-id")[:limit])
 
 

@@ -8,6 +8,12 @@ urlpatterns = [
     path("beacon/<str:site_key>.js", views.beacon, name="beacon"),
     # Matched by CORS_URLS_REGEX: only this endpoint answers cross-origin requests.
     path("collect/<str:site_key>", views.collect, name="collect"),
+    # First-party aliases: the same views under neutral paths, for a site that serves the script and sends its hits
+    # through a path of its own domain (docs/tracking.md, "First-party path"). Nothing in them says what they are,
+    # so that block lists, which match words such as "beacon" and "collect" in URLs, leave them alone.
+    path("p/<str:site_key>.js", views.beacon, {"first_party": True}, name="script_first_party"),
+    # Matched by CORS_URLS_REGEX too.
+    path("p/<str:site_key>/e", views.collect, name="collect_first_party"),
     path("bench/noop", views.bench_noop, name="bench_noop"),
     path("bench/xadd/<str:site_key>", views.bench_xadd, name="bench_xadd"),
     path("demo/", views.demo, name="demo"),

@@ -1,5 +1,6 @@
 import hashlib
 import logging
+import os.path
 
 from csp.decorators import csp_exempt
 from django.conf import settings
@@ -7,6 +8,7 @@ from django.db import DatabaseError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
@@ -18,7 +20,7 @@ from paminga.models import Account
 
 from . import guards, selectors, services
 from .cache import account_get_by_site_key
-from .capture import Unavailable, capture, hit_check
+from .capture import Unavailable, capture, hit_check, hit_from_bot
 from .cors import origin_allowed
 from .hits import BODY_MAX_BYTES, HitError, hit_parse
 from .items import HitItem
@@ -42,12 +44,16 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 @require_GET
 @gzip_page
 @csp_exempt()  # a script, not a page: no policy applies to it, and building one costs every load
-def beacon(request, site_key: str):
+def beacon(request, site_key: str, first_party: bool = False):
     """The tracking script for one account, rendered from tracking/beacon.js (a Django template).
 
     The script needs nothing of the account but its site key, so when the database cannot be reached to check the key
     the script is served anyway, briefly cached: a page load must not lose its hits because a backing service is
-    down (collect checks the key again when the hits arrive)."""
+    down (collect checks the key again when the hits arrive).
+
+    `first_party`: served at /p/<site key>.js, usually through a path of the customer's own domain. The script then
+    posts to /p/<site key>/e next to itself, and its text leaves out the header comment and every word block lists
+    look for (docs/tracking.md, "First-party path")."""
     checked = True
     try:
         account = account_get_by_site_key(site_key=site_key)
@@ -61,11 +67,19 @@ def beacon(request, site_key: str):
         )
         patch_cache_control(response, no_cache=True)
         return response
+    script_path, collect_path = _paths(site_key, first_party=first_party)
     body = render_to_string(
         "tracking/beacon.js",
         {
             "site_key": site_key,
-            "collect_url": request.build_absolute_uri(f"/collect/{site_key}"),
+            "first_party": first_party,
+            # Where the script posts, relative to its own address: right behind a proxy that serves it under a path
+            # prefix (https://www.example.com/pm/p/<key>.js posts to https://www.example.com/pm/p/<key>/e).
+            "collect_relative": os.path.relpath(collect_path, os.path.dirname(script_path)),
+            "script_path": script_path,
+            # Only where the script's own address is unknown (no document.currentScript), and never in first-party
+            # mode, whose text names no host of ours.
+            "collect_url": "" if first_party else request.build_absolute_uri(collect_path),
             "contact_param": CONTACT_PARAM,
             "metadata_max_bytes": services.METADATA_MAX_BYTES,
             # Unchecked (the database is down), the script asks for consent and honours GPC: nothing is stored for a
@@ -84,6 +98,16 @@ def beacon(request, site_key: str):
     max_age = BEACON_CACHE_SECONDS if checked else 60
     patch_cache_control(response, public=True, max_age=max_age, stale_while_revalidate=86400)
     return response
+
+
+def _paths(site_key: str, *, first_party: bool) -> tuple[str, str]:
+    """The script's path and the collect endpoint's, in the standard or the first-party layout."""
+    if first_party:
+        return (
+            reverse("tracking:script_first_party", args=[site_key]),
+            reverse("tracking:collect_first_party", args=[site_key]),
+        )
+    return reverse("tracking:beacon", args=[site_key]), reverse("tracking:collect", args=[site_key])
 
 
 def _debugger_note(**entry) -> None:
@@ -136,6 +160,8 @@ def collect(request, site_key: str):
     raw = request.read(BODY_MAX_BYTES + 1)
     try:
         hit = hit_parse(raw)
+        if hit_from_bot(account=account, hit=hit, user_agent=request.headers.get("User-Agent", "")):
+            return JsonResponse({"status": "not_tracked"})
         hit_check(account=account, hit=hit)
         (outcome,) = capture(
             account=account, items=[HitItem(account_id=account.pk, received_at=timezone.now(), hit=hit)]

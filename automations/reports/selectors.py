@@ -326,7 +326,9 @@ def event_breakdown(*, scope: ReportScope, custom_event: CustomEvent, dimension:
 
 
 def event_metadata_keys(*, scope: ReportScope, custom_event: CustomEvent) -> list[str]:
-    """The top-level metadata keys the event's occurrences in the range carried, alphabetically."""
+    """The top-level metadata keys to break the event down by: the properties its metadata schema declares first, in
+    the schema's order (even before any occurrence carries them), then the other keys the occurrences in the range
+    carried, alphabetically."""
     _same_account(scope, custom_event)
     keys = set(
         scope.rollup_rows(EventDailyBreakdown)
@@ -342,7 +344,8 @@ def event_metadata_keys(*, scope: ReportScope, custom_event: CustomEvent) -> lis
                 qs.filter(custom_event=custom_event), tz=scope.tz, by_day=False
             )
         )
-    return sorted(keys, key=lambda k: (k.lower(), k))
+    declared = [prop["name"] for prop in custom_event.metadata_schema]
+    return declared + sorted(keys - set(declared), key=lambda k: (k.lower(), k))
 
 
 def event_metadata_breakdown(*, scope: ReportScope, custom_event: CustomEvent, key: str) -> list[BreakdownRow]:

@@ -140,6 +140,19 @@ def test_event_report_page(client_logged_in, history):
     assert "Globex" not in body and "globex-secret" not in body
 
 
+def test_the_metadata_breakdown_offers_the_declared_properties_first(client_logged_in, history):
+    from custom_events.services import custom_event_update
+
+    schema = [{"name": "trial", "type": "boolean"}, {"name": "region", "type": "string"}]
+    custom_event_update(custom_event=history.demo, metadata_schema=schema)
+    url = reverse("reports:event", args=[history.demo.pk])
+
+    ctx = client_logged_in.get(f"{url}?{RANGE}").context
+
+    # then: declared first in the schema's order (region even before any event carries it), then the others
+    assert ctx["metadata_keys"] == ["trial", "region", "planTier", "seats"] and ctx["metadata_key"] == "trial"
+
+
 def test_event_report_metadata_key_filter_and_pages(client_logged_in, history, monkeypatch):
     url = reverse("reports:event", args=[history.demo.pk])
     response = client_logged_in.get(f"{url}?{RANGE}&key=seats&meta_key=planTier&meta_value=enterprise")

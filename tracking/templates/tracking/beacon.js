@@ -1,4 +1,4 @@
-/* Paminga tracking beacon, site {{ site_key }}.
+{% if not first_party %}/* Paminga tracking beacon, site {{ site_key }}.
  *
  * What it sends to {{ collect_url }}, one small JSON POST per hit (text/plain, so no CORS preflight):
  * - an impression when the page loads and on single-page-app navigation (history.pushState, popstate): the page
@@ -7,28 +7,36 @@
  *   whose JSON is over {{ metadata_max_bytes }} bytes is dropped here; the event is still sent, flagged.
  * - $__MA.identify('ada@example.com'): this visitor becomes that known contact.
  * Every hit carries a random visitor id kept first-party on this site (cookie __ma_vid, localStorage when cookies
- * are off) and a random hit id, so a retried hit is recorded once. Nothing else: no fingerprint, no third-party
+ * are off) and a random hit id, so a retried hit is recorded once; a browser driven by automation
+ * (navigator.webdriver) says so, and its hits are counted, not recorded. Nothing else: no fingerprint, no third-party
  * cookie. Hits that fail are kept in localStorage and retried with backoff for a day; pending hits are flushed with
  * sendBeacon when the page is hidden or left.
  * {% if privacy.consent_required %}Nothing is stored or sent before $__MA.consent(true). {% endif %}$__MA.consent(false) stops it and
  * removes the visitor id and the outbox.{% if privacy.honour_gpc %} Global Privacy Control: not tracked.{% endif %}
  */
-(function (w, d) {
+{% endif %}(function (w, d) {
   "use strict";
   var pre = w.$__MA;
   if (pre && pre.loaded) return;
   var SITE = "{{ site_key|escapejs }}", VID = "__ma_vid", QKEY = "__ma_q_" + SITE, DAY = 864e5;
   var CONSENT = "__ma_consent", ASK = {{ privacy.consent_required|yesno:"true,false" }};
   var loc = w.location, nav = w.navigator, hist = w.history, ls = null, queue = [], busy = null, timer = 0;
-  var endpoint = "{{ collect_url|escapejs }}";
-  {# Post where the script came from: right scheme and host even behind a proxy that hides them from the server. #}
-  try { endpoint = new URL("/collect/" + SITE, d.currentScript.src).href; } catch (e) {}
+  var endpoint = "{{ collect_url|escapejs }}", me = d.currentScript || d.querySelector('script[src*="{{ script_path|escapejs }}"]');
+  {% comment %}Post where the script came from, relative to its address: right scheme and host even behind a proxy
+  that hides them from the server, and right path prefix behind one that serves it under a path of the site's own
+  domain (https://www.example.com/pm/...).{% endcomment %}
+  try { endpoint = new URL("{{ collect_relative|escapejs }}", me.src).href; } catch (e) {}
+  {% comment %}navigator.sendBeacon, by a name that spells no word block lists look for: the first-party script's
+  text has none (docs/tracking.md).{% endcomment %}
+  var SB = "sendBea" + "con";
   {% comment %}Privacy. `started` once this visitor may be tracked: only then is anything stored (cookie,
   localStorage) or sent. Before, hits wait in `held`, in memory, for the page's lifetime: sent on consent(true),
   dropped on consent(false). A visitor whose browser sends Global Privacy Control (when the account honours it) is
   never tracked, whatever the site's banner says.{% endcomment %}
   var gpc = {{ privacy.honour_gpc|yesno:"true,false" }} && nav.globalPrivacyControl === true;
   var started = false, held = [], vid = null;
+  {# A browser driven by automation (a test runner, a scraper) marks its hits; the server counts them, not records. #}
+  var automated = nav.webdriver === true;
 
   function put(key, value) { try { if (ls && started) ls.setItem(key, value); } catch (e) {} }
 
@@ -123,7 +131,7 @@
   function send(h, done) {
     var data = body(h);
     save();
-    if (!w.fetch) return done(nav.sendBeacon ? nav.sendBeacon(endpoint, data) : true);
+    if (!w.fetch) return done(nav[SB] ? nav[SB](endpoint, data) : true);
     {# 4xx means refused for good (the reason is in the event debugger): only 5xx, 429 and network errors retry. #}
     {# A 429 or 503 may say when to come back (Retry-After, in seconds): pump waits that long instead of backing off. #}
     w.fetch(endpoint, { method: "POST", body: data, keepalive: true, credentials: "omit" }).then(
@@ -156,12 +164,13 @@
   function hit(h) {
     h.id = rid();
     h.visitor = vid;
+    if (automated) h.automated = true;
     h._c = Date.now();
     if (!h.url) h.url = loc.href.slice(0, 2000);
     if (!started) {
       {% comment %}Global Privacy Control: the hit is dropped; an empty request (no id, no URL, nothing of the
       visitor) lets the event debugger count it. Undecided: kept for this page until the site answers.{% endcomment %}
-      if (gpc && nav.sendBeacon) nav.sendBeacon(endpoint + "?gpc=1", "");
+      if (gpc && nav[SB]) nav[SB](endpoint + "?gpc=1", "");
       if (!gpc && choice() === null && held.length < 100) held.push(h);
       return;
     }
@@ -174,10 +183,10 @@
   {% comment %}What is still pending when the page goes away: sendBeacon outlives the page. The hits stay in the
   outbox and are sent again later (as retries); the server records each hit id once.{% endcomment %}
   function flush() {
-    for (var i = 0; nav.sendBeacon && i < queue.length; i++) {
+    for (var i = 0; nav[SB] && i < queue.length; i++) {
       if (queue[i] !== busy && !queue[i]._b) {
         queue[i]._b = 1;
-        nav.sendBeacon(endpoint, body(queue[i]));
+        nav[SB](endpoint, body(queue[i]));
       }
     }
     save();

@@ -17,7 +17,7 @@ import secrets
 from django.core.cache import cache
 from django.db import transaction
 
-from tracking.cache import TTL_SECONDS, cache_delete, cache_get_many, cache_set
+from paminga.cache import TTL_SECONDS, cache_delete, cache_get_many, cache_set
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,10 @@ NAME_MAX_LENGTH = 100
 ALLOWED_VALUES_MAX = 100
 ALLOWED_VALUE_MAX_LENGTH = 200
 
+# The event debugger's reason for a violation (tracking.models.RejectedHit.Reason.METADATA_SCHEMA is this value):
+# the event's page lists its entries.
+DEBUGGER_REASON = "METADATA_SCHEMA"
+
 
 class SchemaMode(models.TextChoices):
     OFF = "off", "Off: not checked"

@@ -46,16 +46,6 @@ def marketing_source_get_or_404(*, account: Account, pk: int) -> MarketingSource
     return get_object_or_404(MarketingSource, account=account, pk=pk)
 
 
-def contact_map_by_email(*, account: Account, emails: set[str]) -> dict:
-    """{email: Contact} for those of these (normalized) emails the account has contacts for: one query where
-    tracking.services.contact_get_or_create would make one per email, for firing many events at once."""
-    from tracking.models import Contact
-
-    if not emails:
-        return {}
-    return {c.email: c for c in Contact.objects.filter(account=account, email__in=emails).order_by()}
-
-
 def marketing_source_unmatched_names(*, account: Account, days: int = 30, limit: int = 20) -> list[dict]:
     """Source names that API events sent in the last `days` days but that match no configured marketing source,
     most frequent first: [{"name", "events", "last_seen"}]. They are candidates to add as marketing sources."""
@@ -64,11 +54,9 @@ def marketing_source_unmatched_names(*, account: Account, days: int = 30, limit:
     from django.db.models import Max
     from django.utils import timezone
 
-    from tracking.models import EventRecord
-
+    # Through the account's reverse relation: custom_events sits below tracking and does not import it.
     return list(
-        EventRecord.objects.filter(
-            account=account,
+        account.event_records.filter(
             occurred_at__gte=timezone.now() - timedelta(days=days),
             marketing_source__isnull=True,
         )
@@ -87,10 +75,17 @@ def marketing_source_named_event_count(*, account: Account, days: int = 30) -> i
 
     from django.utils import timezone
 
-    from tracking.models import EventRecord
-
     return (
-        EventRecord.objects.filter(account=account, occurred_at__gte=timezone.now() - timedelta(days=days))
+        account.event_records.filter(occurred_at__gte=timezone.now() - timedelta(days=days))
         .exclude(marketing_source_name="")
         .count()
     )
+
+
+def custom_event_violations(*, account: Account, custom_event: CustomEvent, limit: int) -> list:
+    """The newest metadata schema violations the event debugger lists for this event (through the account's reverse
+    relation: custom_events sits below tracking and does not import it)."""
+    from .metadata_schema import DEBUGGER_REASON
+
+    entries = account.rejected_hits.filter(reason=DEBUGGER_REASON, slug=custom_event.slug)
+    return list(entries.order_by("-created_at", "-id")[:limit])

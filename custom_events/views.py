@@ -61,9 +61,6 @@ def custom_event_create(request):
 
 @account_required
 def custom_event_update(request, pk: int):
-    from tracking.models import RejectedHit
-    from tracking.selectors import rejected_hit_list
-
     event = selectors.custom_event_get_or_404(account=request.account, pk=pk)
     fields = ("name", "slug", "description", "counts_as_conversion", "metadata_schema_mode")
     form = CustomEventForm(request.POST or None, initial={f: getattr(event, f) for f in fields}, editing=True)
@@ -76,9 +73,7 @@ def custom_event_update(request, pk: int):
         else:
             messages.success(request, f"Custom event “{event.name}” saved.")
             return redirect("custom_events:list")
-    violations = rejected_hit_list(
-        account=request.account, reason=RejectedHit.Reason.METADATA_SCHEMA, slug=event.slug, limit=VIOLATIONS_SHOWN
-    )
+    violations = selectors.custom_event_violations(account=request.account, custom_event=event, limit=VIOLATIONS_SHOWN)
     context = {"form": form, "schema": formset, "event": event, "creating": False, "violations": violations}
     return render(request, "custom_events/form.html", context)
 

@@ -7,6 +7,7 @@ from automations.graphql import AutomationsMutation, AutomationsQuery
 from automations.privacy_graphql import PrivacyMutation, PrivacyQuery
 from automations.reports.graphql import ReportsQuery
 from custom_events.graphql import CustomEventsMutation, CustomEventsQuery
+from tracking.graphql import TrackingMutation
 
 
 class Query(CustomEventsQuery, AutomationsQuery, ReportsQuery, PrivacyQuery, graphene.ObjectType):
@@ -21,7 +22,7 @@ class Query(CustomEventsQuery, AutomationsQuery, ReportsQuery, PrivacyQuery, gra
         return True
 
 
-class Mutation(CustomEventsMutation, AutomationsMutation, PrivacyMutation, graphene.ObjectType):
+class Mutation(TrackingMutation, CustomEventsMutation, AutomationsMutation, PrivacyMutation, graphene.ObjectType):
     """Writes, scoped to the account of the API key (or of the logged-in user in GraphiQL)."""
 
 

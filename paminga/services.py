@@ -26,7 +26,7 @@ def account_update(*, account: Account, **fields) -> Account:
         setattr(account, key, value)
     account.full_clean()
     account.save()
-    from tracking.cache import account_cache_clear  # the beacon caches accounts by site key
+    from .cache import account_cache_clear  # the beacon caches accounts by site key
 
     account_cache_clear(account=account)
     return account
@@ -84,7 +84,7 @@ def api_key_create(*, account: Account, name: str, created_by=None) -> tuple[Api
 
 
 # Verified keys are remembered briefly, so that an API request does not pay a database query to authenticate: in the
-# shared cache for API_KEY_CACHE_SECONDS, and in front of it in each process for tracking.cache.MEMO_SECONDS (no cache
+# shared cache for API_KEY_CACHE_SECONDS, and in front of it in each process for paminga.cache.MEMO_SECONDS (no cache
 # round trip and no unpickling per request). Revoking clears both in the revoking process and the shared cache; other
 # processes stop accepting the key within MEMO_SECONDS with a shared cache (CACHE_URL=redis://..., as in production),
 # and within API_KEY_CACHE_SECONDS + MEMO_SECONDS with the per-process default cache.
@@ -102,7 +102,7 @@ def _api_key_cache_key(secret_hash: str) -> str:
 
 def api_key_authenticate(*, secret: str) -> ApiKey | None:
     """The active key whose secret this is, or None. Marks when it was last used (at most once a minute)."""
-    from tracking.cache import cache_delete, cache_get, cache_set, memo_clear, memo_get, memo_set
+    from .cache import cache_delete, cache_get, cache_set, memo_clear, memo_get, memo_set
 
     parts = (secret or "").strip().split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(secret) > 200:
@@ -150,7 +150,7 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-    from tracking.cache import cache_delete, memo_clear
+    from .cache import cache_delete, memo_clear
 
     cache_delete(_api_key_cache_key(api_key.secret_hash))
     memo_clear(_api_key_cache_key(api_key.secret_hash))

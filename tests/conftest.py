@@ -1,8 +1,8 @@
 import pytest
 from django.core.cache import cache
 
+from paminga.cache import memo_clear_all
 from tracking.bots import bot_counts_reset
-from tracking.cache import memo_clear_all
 
 from .browser import browser, page  # noqa: F401 - Playwright fixtures for every test module
 from .factories import AccountFactory, MembershipFactory, UserFactory

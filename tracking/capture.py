@@ -1,7 +1,7 @@
 """Capture: the front half of the write path, shared by the collect endpoint and the GraphQL API.
 
 It checks what needs no write (the caller has already parsed the envelope: hits.hit_parse,
-custom_events.services.custom_event_trigger_clean), then hands each accepted item on: appended to the durable queue
+tracking.api.api_event_clean), then hands each accepted item on: appended to the durable queue
 when INGEST_QUEUE_URL is set, and recorded by the same ingester inline, as a batch of one, when it is not.
 
 Outages (docs/tracking.md):
@@ -18,11 +18,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 
+from custom_events.cache import custom_event_get_cached
 from paminga.models import Account
 
 from . import queue
 from .bots import bot_hit_count, bot_reason
-from .cache import custom_event_get_cached
 from .hits import Hit, HitError
 from .ingest import Outcome, ingest
 from .items import ApiEvent, Item
@@ -73,7 +73,8 @@ def api_event_check(*, account: Account, event: ApiEvent) -> ValidationError | N
     """The refusal of an API event that needs no write, or None: its slug is none of the account's events, or its
     metadata breaks the event's enforced schema (answered INVALID_METADATA now, before anything is queued)."""
     from custom_events.metadata_schema import metadata_schema_refusal
-    from custom_events.services import unknown_event_error
+
+    from .api import unknown_event_error
 
     try:
         definition = custom_event_get_cached(account=account, slug=event.slug)

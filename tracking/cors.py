@@ -50,7 +50,7 @@ def origin_allowed(*, account: Account, origin: str) -> bool:
 def cors_allow_account_origins(sender, request, **kwargs) -> bool:
     """django-cors-headers asks this for every request to a URL in CORS_URLS_REGEX (the collect endpoint and its
     first-party alias)."""
-    from .cache import account_get_by_site_key
+    from paminga.cache import account_get_by_site_key
 
     origin = request.headers.get("Origin")
     parts = request.path.split("/")

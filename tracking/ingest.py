@@ -28,12 +28,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 
+from custom_events.cache import custom_event_get_cached, custom_events_cache_clear
 from custom_events.metadata_schema import SchemaMode, custom_event_metadata_violations, metadata_violations_message
 from custom_events.models import CustomEvent, MarketingSource
 from paminga.models import Account
 
 from . import hooks
-from .cache import custom_event_get_cached, custom_events_cache_clear
 from .channels import channel_derive, utm_from_url
 from .hits import HitError
 from .items import ApiItem, HitItem, Item
@@ -106,7 +106,7 @@ def visit_continues(*, session: Session | None, at: datetime, utm: dict | None, 
 
 
 def _unknown_event_api(slug: str) -> ValidationError:
-    from custom_events.services import unknown_event_error
+    from .api import unknown_event_error
 
     return unknown_event_error(slug)
 

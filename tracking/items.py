@@ -14,7 +14,7 @@ from .hits import Hit
 
 @dataclass(frozen=True)
 class ApiEvent:
-    """One `triggerCustomEvent` input, its envelope validated (custom_events.services.custom_event_trigger_clean)."""
+    """One `triggerCustomEvent` input, its envelope validated (tracking.api.api_event_clean)."""
 
     slug: str
     email: str

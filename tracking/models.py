@@ -3,6 +3,7 @@
 from django.db import models
 from django.db.models.functions import Lower
 
+from custom_events.metadata_schema import DEBUGGER_REASON
 from custom_events.models import MarketingChannel
 
 METADATA_MAX_BYTES = 4096
@@ -269,7 +270,7 @@ class RejectedHit(models.Model):
         UNKNOWN_EVENT = "UNKNOWN_EVENT", "Unknown or deleted event slug"
         METADATA_DROPPED = "METADATA_DROPPED", "Metadata over 4,096 bytes was dropped"
         INVALID_METADATA = "INVALID_METADATA", "Metadata is not a JSON object"
-        METADATA_SCHEMA = "METADATA_SCHEMA", "Metadata breaks the event's schema"
+        METADATA_SCHEMA = DEBUGGER_REASON, "Metadata breaks the event's schema"  # the event's page lists these
         MALFORMED = "MALFORMED", "Malformed request body"
         TOO_LARGE = "TOO_LARGE", "Request body too large"
         DUPLICATE = "DUPLICATE", "Duplicate hit (already recorded)"

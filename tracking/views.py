@@ -16,10 +16,10 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from paminga.accounts import account_required
+from paminga.cache import account_get_by_site_key
 from paminga.models import Account
 
 from . import guards, selectors, services
-from .cache import account_get_by_site_key
 from .capture import Unavailable, capture, hit_check, hit_from_bot
 from .cors import origin_allowed
 from .hits import BODY_MAX_BYTES, HitError, hit_parse

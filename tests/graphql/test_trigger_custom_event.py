@@ -282,7 +282,7 @@ def test_unknown_event_message_says_why_a_malformed_slug_can_never_match(gql, ev
 def test_a_deleted_event_is_unknown(gql, event):
     trigger(gql)  # caches the definition
     event.delete()
-    from tracking.cache import custom_events_cache_clear
+    from custom_events.cache import custom_events_cache_clear
 
     custom_events_cache_clear(account=event.account)
 
@@ -398,14 +398,14 @@ def test_a_definition_deleted_while_cached_elsewhere_is_unknown_not_an_error(gql
     # Another process still holds the definition in its cache after it was deleted: capture accepts the event and
     # the ingester's insert fails on the foreign key; the batch is tried again with the cache cleared, and the caller
     # gets UNKNOWN_EVENT as it would a moment later.
-    import tracking.cache
+    import custom_events.cache
     import tracking.capture
     import tracking.ingest
 
     event = CustomEventFactory(account=account, slug="short-lived")
     stale = CustomEventFactory.build(account=account, slug="short-lived", pk=event.pk)
     event.delete()
-    real = tracking.cache.custom_event_get_cached
+    real = custom_events.cache.custom_event_get_cached
     calls = []
 
     def stale_then_real(*, account, slug):

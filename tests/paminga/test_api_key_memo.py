@@ -1,4 +1,4 @@
-"""The verified API key kept per process (tracking.cache's memo) in front of the shared cache, and the throttled
+"""The verified API key kept per process (paminga.cache's memo) in front of the shared cache, and the throttled
 last-use writes."""
 
 from datetime import timedelta
@@ -9,13 +9,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from paminga import cache as tracking_cache
 from paminga.models import ApiKey
 from paminga.services import _api_key_cache_key, api_key_authenticate, api_key_create, api_key_revoke
-from tracking import cache as tracking_cache
 
 
 class Clock:
-    """Stands in for time.monotonic() in tracking.cache, so a test can step past MEMO_SECONDS."""
+    """Stands in for time.monotonic() in paminga.cache, so a test can step past MEMO_SECONDS."""
 
     def __init__(self):
         self.now = 1000.0

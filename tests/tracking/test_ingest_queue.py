@@ -331,7 +331,7 @@ def test_outages_capture_keeps_answering_and_every_accepted_hit_is_stored_once(c
 
 def test_the_beacon_script_is_served_while_the_database_is_down(client, redis_server):
     account = AccountFactory()
-    from tracking.cache import memo_clear_all
+    from paminga.cache import memo_clear_all
 
     memo_clear_all()
     with connection.execute_wrapper(blocked):

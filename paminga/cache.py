@@ -1,5 +1,5 @@
-"""Short-lived caches for what every hit looks up but rarely changes: the account by site key and the
-account's custom event definitions.
+"""Short-lived caches for what every hit and API call looks up but rarely changes (here: the account by site key and
+the helpers every app's cache uses; custom_events.cache keeps the definitions, automations.cache the actions).
 
 Writes clear the entries (services call the *_cache_clear functions). With a shared cache (Redis, as in
 production) that is immediate everywhere; with the per-process default a TTL bounds staleness. Unknown
@@ -21,8 +21,7 @@ import time
 from django.core.cache import cache
 from django.db import DatabaseError
 
-from custom_events.models import CustomEvent
-from paminga.models import Account
+from .models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -105,10 +104,6 @@ def _account_key(site_key: str) -> str:
     return f"acct:site:{site_key}"
 
 
-def _events_key(account_id: int) -> str:
-    return f"acct:{account_id}:events"
-
-
 def _fresh(entry) -> bool:
     return entry is not None and entry[0] > time.time()
 
@@ -152,34 +147,3 @@ def account_get_by_site_key(*, site_key: str) -> Account | None:
 def account_cache_clear(*, account: Account) -> None:
     cache_delete(_account_key(account.site_key))
     memo_clear(_account_key(account.site_key))
-
-
-def custom_event_get_cached(*, account: Account, slug: str) -> CustomEvent | None:
-    """The account's custom event with this slug, or None. Raises DatabaseError when the database cannot be reached
-    and the slug was not read before."""
-    key = _events_key(account.pk)
-    events = memo_get(key)
-    if events is not None and slug in events:
-        return events[slug]
-    entry = cache_get(key)
-    if entry is not None and slug in entry[1] and _fresh(entry):
-        memo_set(key, entry[1])
-        return entry[1][slug]
-    try:
-        event = CustomEvent.objects.filter(account=account, slug=slug).first()
-    except DatabaseError:
-        known = entry[1] if entry is not None else memo_get(key, stale=True)
-        if known is None or slug not in known:
-            raise
-        return known[slug]
-    if event is not None:
-        events = dict(entry[1]) if _fresh(entry) else {}
-        events[slug] = event
-        cache_set(key, (time.time() + TTL_SECONDS, events), STALE_SECONDS)
-        memo_set(key, events)
-    return event
-
-
-def custom_events_cache_clear(*, account: Account) -> None:
-    cache_delete(_events_key(account.pk))
-    memo_clear(_events_key(account.pk))

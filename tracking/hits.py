@@ -29,6 +29,8 @@ HIT_MAX_AGE = timedelta(hours=24)
 HIT_TYPES = ("impression", "event", "identify")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 TITLE_MAX_LENGTH = 500
+# The largest size of dropped metadata a hit may report: more than any browser serializes, less than the column holds.
+METADATA_DROPPED_MAX = 2**31 - 1
 
 Reason = RejectedHit.Reason
 
@@ -112,7 +114,9 @@ def hit_parse(raw: bytes) -> Hit:
     try:
         # NaN, Infinity and overflowing numbers are not JSON, and a database cannot store them.
         data = json.loads(raw, parse_constant=_not_json_number, parse_float=_finite)
-        if b"\\u" in raw:  # only escapes can carry NUL characters or lone surrogates
+        # Escapes can carry NUL characters or lone surrogates, and so can the raw UTF-8 bytes of a surrogate (0xED
+        # 0xA0-0xBF), which json decodes with "surrogatepass".
+        if b"\\u" in raw or b"\xed" in raw:
             data = _storable(data)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise HitError(Reason.MALFORMED, "The request body is not valid JSON.") from None
@@ -160,7 +164,7 @@ def hit_parse(raw: bytes) -> Hit:
         hit.metadata = metadata
         if "metadata_dropped" in data:
             hit.metadata_dropped_bytes = _int(data["metadata_dropped"])
-            if hit.metadata_dropped_bytes is None:
+            if hit.metadata_dropped_bytes is None or hit.metadata_dropped_bytes > METADATA_DROPPED_MAX:
                 raise HitError(Reason.MALFORMED, "“metadata_dropped” must be a number of bytes.", slug=hit.slug)
     else:
         if not isinstance(data.get("email"), str):

@@ -110,6 +110,24 @@ def _paths(site_key: str, *, first_party: bool) -> tuple[str, str]:
     return reverse("tracking:beacon", args=[site_key]), reverse("tracking:collect", args=[site_key])
 
 
+def _method_not_allowed(request) -> HttpResponse:
+    # A HEAD answer has no body (HTTP says so; a server that sent one would corrupt a kept-alive connection).
+    response = (
+        HttpResponse(status=405)
+        if request.method == "HEAD"
+        else _error(405, "METHOD_NOT_ALLOWED", "Send hits with POST.")
+    )
+    response["Allow"] = "POST"
+    return response
+
+
+@csrf_exempt
+@csp_exempt()
+def collect_not_found(request):
+    """/collect/ followed by anything but a site key."""
+    return _error(404, "NOT_FOUND", "Hits go to /collect/<site key>, without a trailing slash or a sub-path.")
+
+
 def _debugger_note(**entry) -> None:
     """An event debugger entry for a refused hit; a database that cannot be reached costs the entry, not the answer."""
     try:
@@ -135,7 +153,7 @@ def collect(request, site_key: str):
     Retry-After: try again later (the beacon retries with backoff).
     """
     if request.method != "POST":
-        return _error(405, "METHOD_NOT_ALLOWED", "Send hits with POST.")
+        return _method_not_allowed(request)
     try:
         account = account_get_by_site_key(site_key=site_key)
     except DatabaseError:

@@ -408,3 +408,66 @@ def test_numbers_json_cannot_carry_and_runaway_nesting_are_malformed(client, acc
 
     assert response.status_code == 400 and response.json()["code"] == "MALFORMED"
     assert counts() == {**dict.fromkeys(counts(), 0), "RejectedHit": 1}
+
+
+# --- what a stranger sends: a clear 4xx or a stored hit, never a 5xx --------------------------------------------
+
+
+def test_a_dropped_metadata_size_larger_than_any_browser_sends_is_malformed(client, account):
+    CustomEventFactory(account=account, slug="known")
+
+    response = post(client, account, event("known", metadata_dropped=2147483648))
+
+    assert response.status_code == 400 and response.json()["code"] == "MALFORMED"
+    assert counts() == {**dict.fromkeys(counts(), 0), "RejectedHit": 1}
+
+
+@pytest.mark.parametrize("field", ["title", "referrer", "metadata"])
+def test_raw_surrogate_bytes_are_made_storable(client, account, field):
+    CustomEventFactory(account=account, slug="known")
+    if field == "metadata":
+        body = b'{"type":"event","id":"evt-0000001","visitor":"visitor-0001","url":"https://acme.test/",'
+        body += b'"slug":"known","metadata":{"k\xed\xbf\xbf":"v\xed\xbf\xbf"}}'
+    else:
+        body = b'{"type":"impression","id":"imp-0000001","visitor":"visitor-0001","url":"https://acme.test/",'
+        body += b'"%s":"a\xed\xbf\xbfb"}' % field.encode()
+
+    response = post(client, account, body)
+
+    assert response.status_code == 200 and response.json()["status"] == "recorded"
+    stored = Impression.objects.get() if field != "metadata" else EventRecord.objects.get()
+    value = getattr(stored, field)
+    assert "\udfff" not in json.dumps(value, ensure_ascii=False, default=str) and value
+
+
+def test_a_slug_with_raw_surrogate_bytes_is_an_unknown_event(client, account):
+    body = b'{"type":"event","id":"evt-0000001","visitor":"visitor-0001","url":"https://acme.test/","slug":"kn\xed\xbf\xbfown"}'
+
+    response = post(client, account, body)
+
+    assert response.status_code == 422 and response.json()["code"] == "UNKNOWN_EVENT"
+
+
+def test_a_nul_byte_in_the_site_key_is_an_unknown_site(client, account):
+    response = client.post("/collect/abc%00def", "{}", content_type="text/plain")
+    script = client.get("/beacon/abc%00def.js")
+
+    assert response.status_code == 404 and response.json()["code"] == "UNKNOWN_SITE"
+    assert script.status_code == 404 and script["Content-Type"].startswith("text/javascript")
+
+
+@pytest.mark.parametrize("suffix", ["/", "/extra"])
+def test_anything_after_the_site_key_is_a_json_404(client, account, suffix):
+    response = client.post(f"/collect/{account.site_key}{suffix}", "{}", content_type="text/plain")
+
+    assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND"
+
+
+def test_head_is_405_without_a_body(client, account):
+    from django.test import RequestFactory
+
+    from tracking.views import collect
+
+    response = collect(RequestFactory().head(f"/collect/{account.site_key}"), site_key=account.site_key)
+
+    assert response.status_code == 405 and response.content == b"" and response["Allow"] == "POST"

@@ -25,7 +25,7 @@ from . import queue
 from .bots import bot_hit_count, bot_reason
 from .hits import Hit, HitError
 from .ingest import Outcome, ingest
-from .items import ApiEvent, Item
+from .items import ApiEvent, Definition, Item
 from .models import RejectedHit
 from .services import email_normalize, unknown_event_message
 
@@ -52,26 +52,34 @@ def hit_from_bot(*, account: Account, hit: Hit, user_agent: str) -> bool:
     return True
 
 
-def hit_check(*, account: Account, hit: Hit) -> None:
+def _definition(custom_event) -> Definition:
+    return Definition(id=custom_event.pk, counts_as_conversion=custom_event.counts_as_conversion)
+
+
+def hit_check(*, account: Account, hit: Hit) -> Definition | None:
     """Raises HitError for a hit that can be refused without writing: an unknown event slug, an invalid email.
-    When the database cannot be reached to look a slug up, the hit is accepted and the ingester decides."""
+    Returns the definition an event fires, as it is now (None when the database cannot be reached to look the slug
+    up: the hit is accepted and the ingester decides)."""
     if hit.type == "event":
         try:
-            known = custom_event_get_cached(account=account, slug=hit.slug) is not None
+            custom_event = custom_event_get_cached(account=account, slug=hit.slug)
         except DatabaseError:
-            known = True
-        if not known:
+            return None
+        if custom_event is None:
             raise HitError(Reason.UNKNOWN_EVENT, unknown_event_message(hit.slug), status=422, slug=hit.slug)
+        return _definition(custom_event)
     elif hit.type == "identify":
         try:
             email_normalize(hit.email)
         except ValidationError:
             raise HitError(Reason.INVALID_EMAIL, "identify() needs a valid email address.", status=422) from None
+    return None
 
 
-def api_event_check(*, account: Account, event: ApiEvent) -> ValidationError | None:
-    """The refusal of an API event that needs no write, or None: its slug is none of the account's events, or its
-    metadata breaks the event's enforced schema (answered INVALID_METADATA now, before anything is queued)."""
+def api_event_check(*, account: Account, event: ApiEvent) -> ValidationError | Definition | None:
+    """The refusal of an API event that needs no write: its slug is none of the account's events, or its metadata
+    breaks the event's enforced schema (answered INVALID_METADATA now, before anything is queued). Otherwise the
+    definition it fires, as it is now, or None when the database cannot be reached to look it up."""
     from custom_events.metadata_schema import metadata_schema_refusal
 
     from .api import unknown_event_error
@@ -82,7 +90,7 @@ def api_event_check(*, account: Account, event: ApiEvent) -> ValidationError | N
         return None  # the ingester decides
     if definition is None:
         return unknown_event_error(event.slug)
-    return metadata_schema_refusal(custom_event=definition, metadata=event.metadata)
+    return metadata_schema_refusal(custom_event=definition, metadata=event.metadata) or _definition(definition)
 
 
 def capture(*, account: Account, items: list[Item]) -> list[Outcome]:

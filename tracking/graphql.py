@@ -14,7 +14,7 @@ from paminga.graphql_core import JSON, ApiError, account_from_info
 
 from .api import api_event_clean
 from .capture import Unavailable, api_event_check, capture
-from .items import ApiItem
+from .items import ApiItem, capture_id
 
 TRIGGER_BATCH_MAX = 100
 
@@ -74,10 +74,14 @@ def _trigger(info, events: list) -> list[ValidationError | None]:
     now = timezone.now()
     accepted = []
     for index, event in enumerate(events):
-        if results[index] is None:
-            results[index] = api_event_check(account=account, event=event)
-            if results[index] is None:
-                accepted.append((index, ApiItem(account_id=account.pk, received_at=now, event=event)))
+        if results[index] is not None:
+            continue
+        checked = api_event_check(account=account, event=event)
+        if isinstance(checked, ValidationError):
+            results[index] = checked
+            continue
+        item = ApiItem(account_id=account.pk, received_at=now, event=event, definition=checked, capture_id=capture_id())
+        accepted.append((index, item))
     try:
         outcomes = capture(account=account, items=[item for _, item in accepted])
     except Unavailable as exc:

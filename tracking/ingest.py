@@ -186,6 +186,7 @@ class _Batch:
         self.outcomes: list[Outcome | None] = [None] * len(self.items)
         self.accounts = dict(accounts or {})
         self.definitions: dict[int, CustomEvent] = {}  # item index -> its event definition
+        self.conversions: dict[int, bool] = {}  # item index -> the definition's conversion flag when it fired
         self.emails: dict[int, str] = {}  # item index -> normalized email (identify hits)
         self.visitors: dict[tuple[int, str], Visitor] = {}
         self.contacts: dict[tuple[int, str], Contact] = {}
@@ -250,28 +251,39 @@ class _Batch:
                 self.notes.append((account, Reason.INVALID, f"API event “{slug}”: {error.messages[0]}", slug, False))
 
     def _definitions_resolve(self) -> None:
+        """The definition each event fires: the one capture found (by id, even if renamed since; refused if deleted),
+        else by slug (an item made without capture). The conversion flag is the one of when the event fired."""
+        captured = {}
+        by_account = defaultdict(set)
+        for _, item in self._pending():
+            if item.definition is not None:
+                by_account[item.account_id].add(item.definition.id)
+        for account_id, ids in by_account.items():
+            captured |= CustomEvent.objects.filter(account_id=account_id).in_bulk(ids)
         for index, item in self._pending():
             account = self.accounts[item.account_id]
-            if isinstance(item, ApiItem):
-                definition = custom_event_get_cached(account=account, slug=item.event.slug)
-                if definition is None:
-                    self._refuse(index, item, _unknown_event_api(item.event.slug))
-                else:
-                    self.definitions[index] = definition
-            elif item.hit.type == "event":
-                definition = custom_event_get_cached(account=account, slug=item.hit.slug)
-                if definition is None:
-                    message = unknown_event_message(item.hit.slug)
-                    error = HitError(Reason.UNKNOWN_EVENT, message, status=422, slug=item.hit.slug)
-                    self._refuse(index, item, error)
-                else:
-                    self.definitions[index] = definition
-            elif item.hit.type == "identify":
+            if isinstance(item, HitItem) and item.hit.type == "identify":
                 try:
                     self.emails[index] = email_normalize(item.hit.email)
                 except ValidationError:
                     error = HitError(Reason.INVALID_EMAIL, "identify() needs a valid email address.", status=422)
                     self._refuse(index, item, error)
+                continue
+            if isinstance(item, HitItem) and item.hit.type != "event":
+                continue
+            slug = item.event.slug if isinstance(item, ApiItem) else item.hit.slug
+            if item.definition is not None:
+                definition = captured.get(item.definition.id)
+                self.conversions[index] = item.definition.counts_as_conversion
+            else:
+                definition = custom_event_get_cached(account=account, slug=slug)
+            if definition is not None:
+                self.definitions[index] = definition
+            elif isinstance(item, ApiItem):
+                self._refuse(index, item, _unknown_event_api(slug))
+            else:
+                error = HitError(Reason.UNKNOWN_EVENT, unknown_event_message(slug), status=422, slug=slug)
+                self._refuse(index, item, error)
 
     def _repeats_load(self) -> None:
         """The hit ids and idempotency keys of the batch that are already recorded (one query per table and
@@ -415,12 +427,15 @@ class _Batch:
             for email, contact in found.items():
                 self.contacts[(account_id, email)] = contact
 
+    def _converts(self, index: int) -> bool:
+        """Whether the event of this item counts as a conversion: its definition's flag when it fired."""
+        return self.conversions.get(index, self.definitions[index].counts_as_conversion)
+
     def _latest_impressions_load(self) -> None:
         """For the visits a conversion of the batch may be attributed in: their latest impression so far (one query)."""
         sessions = {}
         for index, item in self._pending():
-            definition = self.definitions.get(index)
-            if definition is None or not definition.counts_as_conversion:
+            if index not in self.definitions or not self._converts(index):
                 continue
             uid = item.hit.visitor if isinstance(item, HitItem) else item.event.visitor_id
             visitor = self.visitors.get((item.account_id, uid)) if uid else None
@@ -473,6 +488,7 @@ class _Batch:
             record = self.event_new(
                 account=account,
                 custom_event=self.definitions[index],
+                counts_as_conversion=self._converts(index),
                 contact=visitor.contact,
                 source=EventRecord.Source.BEACON,
                 at=at,
@@ -553,6 +569,7 @@ class _Batch:
         record = self.event_new(
             account=account,
             custom_event=self.definitions[index],
+            counts_as_conversion=self._converts(index),
             contact=contact,
             source=EventRecord.Source.API,
             at=item.received_at,
@@ -622,23 +639,23 @@ class _Batch:
         return session
 
     def _attributed_impression(self, session: Session, at: datetime):
-        """The most recent impression of the visit when the event happened (an Impression of this batch, the id of
-        an earlier one, or None when the visit has none by then)."""
-        for impression in reversed(self.batch_impressions.get(id(session), ())):
-            if impression.occurred_at <= at:
-                return impression
-        if id(session) not in self.latest_before:
-            self.flush()  # a visit loaded for a late hit: ask the database
-            before = Impression.objects.filter(session=session, occurred_at__lte=at).order_by("-occurred_at", "-id")
-            return before.values_list("id", flat=True).first()
-        latest = self.latest_before[id(session)]
-        if latest is None:
-            return None
-        if latest[0] <= at:
-            return latest[1]
-        # A late event: an impression recorded before the batch happened after it; find the one before it.
-        before = Impression.objects.filter(session_id=session.pk, occurred_at__lte=at).order_by("-occurred_at", "-id")
-        return before.values_list("id", flat=True).first()
+        """The most recent impression of the visit when the event happened (by time, then by recording order, as
+        `ORDER BY occurred_at DESC, id DESC`): an Impression of this batch, the id of an earlier one, or None when the
+        visit has none by then."""
+        latest = self.latest_before.get(id(session), ...)
+        if latest is ... or (latest is not None and latest[0] > at):
+            # A visit loaded for a late hit, or an impression recorded before the batch that happened after the
+            # event: the database answers, with the batch's rows written first.
+            self.flush()
+            before = Impression.objects.filter(session_id=session.pk, occurred_at__lte=at)
+            return before.order_by("-occurred_at", "-id").values_list("id", flat=True).first()
+        # Every impression recorded before the batch happened by `at`; `latest` is the last of them. A retried,
+        # back-dated impression may arrive after a later one: the batch's are compared by time, then order.
+        candidates = [(i.occurred_at, n, i) for n, i in enumerate(self.batch_impressions.get(id(session), ()))]
+        in_batch = max((c for c in candidates if c[0] <= at), default=None, key=lambda c: (c[0], c[1]))
+        if in_batch is not None and (latest is None or latest[0] <= in_batch[0]):
+            return in_batch[2]
+        return latest[1] if latest is not None else None
 
     def event_new(
         self,
@@ -658,6 +675,7 @@ class _Batch:
         metadata=None,
         metadata_dropped_bytes: int | None = None,
         idempotency_key: str | None = None,
+        counts_as_conversion: bool | None = None,
     ) -> EventRecord:
         """One occurrence's row, queued for the next flush: the conversion flag snapshotted (editing the definition
         never rewrites history), metadata kept or dropped, strings clipped, the matched source's channel unless one
@@ -681,7 +699,8 @@ class _Batch:
             metadata=prepared.value,
             metadata_dropped=prepared.dropped,
             metadata_bytes=prepared.size,
-            is_conversion=custom_event.counts_as_conversion,
+            # The snapshot: the definition's flag when the event fired (given by capture), or as it is now.
+            is_conversion=custom_event.counts_as_conversion if counts_as_conversion is None else counts_as_conversion,
             idempotency_key=idempotency_key or None,
             **{field: clip(utm.get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
         )
@@ -719,10 +738,13 @@ def _timeout(account: Account) -> timedelta:
 
 
 def _api_key(item: ApiItem) -> str | None:
-    """The stored idempotency key of an API event: the caller's, or, for one that came through the queue, its entry's
-    id (so that a redelivered entry is recognised without a key from the caller)."""
+    """The stored idempotency key of an API event: the caller's, else capture's id of it, else (an item queued
+    without one) its queue entry's id; so that an event delivered twice is recognised without a key from the
+    caller."""
     if item.event.idempotency_key:
         return API_KEY_PREFIX + item.event.idempotency_key
+    if item.capture_id:
+        return QUEUE_KEY_PREFIX + item.capture_id
     if item.position:
         return f"{QUEUE_KEY_PREFIX}{item.position[0]}:{item.position[1]}"
     return None

@@ -180,10 +180,9 @@ def collect(request, site_key: str):
         hit = hit_parse(raw)
         if hit_from_bot(account=account, hit=hit, user_agent=request.headers.get("User-Agent", "")):
             return JsonResponse({"status": "not_tracked"})
-        hit_check(account=account, hit=hit)
-        (outcome,) = capture(
-            account=account, items=[HitItem(account_id=account.pk, received_at=timezone.now(), hit=hit)]
-        )
+        definition = hit_check(account=account, hit=hit)
+        item = HitItem(account_id=account.pk, received_at=timezone.now(), hit=hit, definition=definition)
+        (outcome,) = capture(account=account, items=[item])
         if outcome.status == "refused":
             raise outcome.error
     except HitError as exc:

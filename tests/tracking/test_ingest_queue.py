@@ -390,3 +390,25 @@ def test_the_event_debugger_says_when_recent_hits_are_still_queued(client, redis
 
     assert 'id="queued"' not in quiet and 'id="queued"' not in drained
     assert 'id="queued"' in queued and "1 wait in the" in queued
+
+
+def test_an_event_waiting_in_the_queue_keeps_its_definition_and_its_conversion_flag(client, redis_server):
+    from custom_events.services import custom_event_update
+
+    account = AccountFactory(domains=["acme.test"])
+    demo = CustomEventFactory(account=account, slug="requested-demo", counts_as_conversion=True)
+    body = {"type": "event", "id": "evt-0000001", "visitor": "visitor-aaaa", "url": "https://acme.test/"}
+    answer = client.post(
+        f"/collect/{account.site_key}",
+        data=json.dumps({**body, "slug": "requested-demo"}),
+        content_type="text/plain",
+        headers={"Origin": "https://acme.test"},
+    )
+
+    # Edited while the hit waits: renamed, and no longer a conversion.
+    custom_event_update(custom_event=demo, slug="booked-demo", counts_as_conversion=False)
+    drain()
+
+    assert answer.status_code == 202
+    record = EventRecord.objects.get(account=account)
+    assert record.custom_event == demo and record.is_conversion  # as when it fired

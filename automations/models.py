@@ -128,7 +128,7 @@ class ReportDirtyDay(models.Model):
 
 
 class EventDailyRollup(models.Model):
-    """One custom event's occurrences on one day, with the exact sets of its contacts and visitors."""
+    """One custom event's occurrences on one day, with HyperLogLog sketches of its contacts and visitors."""
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+")
     custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="+")
@@ -137,10 +137,11 @@ class EventDailyRollup(models.Model):
     conversions = models.PositiveIntegerField(default=0)
     # Conversions attributed to a page view (beacon conversions in a visit that had one).
     attributed = models.PositiveIntegerField(default=0)
-    # Distinct ids, packed (automations.reports.aggregates.ids_pack): unique contacts and visitors over any range
-    # are the size of the union of its days' sets, exact and without touching the raw rows.
-    contact_ids = models.BinaryField(default=b"")
-    visitor_ids = models.BinaryField(default=b"")
+    # Serialized HyperLogLog sketches of the distinct contact and visitor ids (automations.reports.aggregates):
+    # unique people over any range are the estimate of the union of its days' sketches, a few KB a day whatever
+    # the day holds. Empty: nobody.
+    contact_sketch = models.BinaryField(default=b"")
+    visitor_sketch = models.BinaryField(default=b"")
 
     class Meta:
         constraints = [

@@ -183,18 +183,19 @@ def _totals_by_event_day(scope: ReportScope, event_ids: list[int] | None) -> dic
 
 
 def _people_by_event(scope: ReportScope, event_ids: list[int]) -> dict:
-    """{event_id: ([contact id parts], [visitor id parts])} over the range: packed daily sets from the rollups
-    and sets from the raw rows, to be counted by aggregates.ids_distinct."""
-    result = defaultdict(lambda: ([], []))
+    """{event_id: (contacts, visitors)} over the range, each an aggregates.DistinctCounter of the days' stored
+    sketches and the ids of the raw rows the rollups do not hold: ≤ 366 small rows per event, whatever the
+    account holds."""
+    result = defaultdict(lambda: (aggregates.DistinctCounter(), aggregates.DistinctCounter()))
     rows = scope.rollup_rows(EventDailyRollup).filter(custom_event_id__in=event_ids)
-    for event_id, contacts, visitors in rows.values_list("custom_event_id", "contact_ids", "visitor_ids"):
-        result[event_id][0].append(contacts)
-        result[event_id][1].append(visitors)
+    for event_id, contacts, visitors in rows.values_list("custom_event_id", "contact_sketch", "visitor_sketch"):
+        result[event_id][0].add_sketch(contacts)
+        result[event_id][1].add_sketch(visitors)
     for qs in scope.raw_rows("events"):
         raw = aggregates.events_people(qs.filter(custom_event_id__in=event_ids), tz=scope.tz, by_day=False)
         for (event_id, _day), (contacts, visitors) in raw.items():
-            result[event_id][0].append(contacts)
-            result[event_id][1].append(visitors)
+            result[event_id][0].add_ids(contacts)
+            result[event_id][1].add_ids(visitors)
     return result
 
 
@@ -218,17 +219,14 @@ def _figures(scope: ReportScope, events: list[CustomEvent]) -> tuple[list[EventF
             target.attributed += attributed
             target.daily_fires[index[day]] += fires
             target.daily_conversions[index[day]] += conversions
+    all_contacts, all_visitors = aggregates.DistinctCounter(), aggregates.DistinctCounter()
     for event_id, (contacts, visitors) in people.items():
-        figures[event_id].unique_contacts = aggregates.ids_distinct(contacts)
-        figures[event_id].unique_visitors = aggregates.ids_distinct(visitors)
-    if len(events) > 1:
-        overall.unique_contacts = aggregates.ids_distinct([part for c, _v in people.values() for part in c])
-        overall.unique_visitors = aggregates.ids_distinct([part for _c, v in people.values() for part in v])
-    elif events:
-        overall.unique_contacts, overall.unique_visitors = (
-            figures[events[0].pk].unique_contacts,
-            figures[events[0].pk].unique_visitors,
-        )
+        figures[event_id].unique_contacts = contacts.estimate()
+        figures[event_id].unique_visitors = visitors.estimate()
+        all_contacts.merge(contacts)
+        all_visitors.merge(visitors)
+    overall.unique_contacts = all_contacts.estimate()
+    overall.unique_visitors = all_visitors.estimate()
     return [figures[e.pk] for e in events], overall
 
 

@@ -214,8 +214,8 @@ def _days_rebuild(*, account: Account, day_from: date, day_to: date, upto: dict[
                 fires=fires,
                 conversions=conversions,
                 attributed=attributed,
-                contact_ids=aggregates.ids_pack(people.get((event_id, day), ((), ()))[0]),
-                visitor_ids=aggregates.ids_pack(people.get((event_id, day), ((), ()))[1]),
+                contact_sketch=aggregates.sketch_pack(people.get((event_id, day), ((), ()))[0]),
+                visitor_sketch=aggregates.sketch_pack(people.get((event_id, day), ((), ()))[1]),
             )
             for (event_id, day), (fires, conversions, attributed) in aggregates.events_totals(events, tz=tz).items()
         ),

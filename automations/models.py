@@ -93,6 +93,10 @@ class ReportRollupWatermark(models.Model):
     # The watermark before the last run: the next run rereads the rows after it, so a row whose transaction was
     # still open during one run (its id below that run's watermark) is counted by the next.
     previous_upto_id = models.BigIntegerField(default=0)
+    # How many rows (previous_upto_id, upto_id] held when the last run folded them in. The next run counts them
+    # again: more means a row committed late below the watermark (its transaction was still open), fewer that rows
+    # were deleted meanwhile; either way the days of those rows are rebuilt from the raw rows.
+    folded_rows = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -109,6 +113,30 @@ class ReportAccountRollup(models.Model):
 
     def __str__(self) -> str:
         return f"Rollups of {self.account_id} in {self.time_zone}"
+
+
+class ReportRebuild(models.Model):
+    """An account's rollups being rebuilt from scratch (first run, a time zone change, `reports_rollup --rebuild`):
+    one chunk of days per transaction, so a rebuild of a big account shows progress and, interrupted, resumes
+    where it stopped. Reports read the raw rows until it is finished (no ReportAccountRollup in its time zone)."""
+
+    account = models.OneToOneField("paminga.Account", on_delete=models.CASCADE, related_name="+")
+    time_zone = models.CharField(max_length=64)
+    # The watermarks the rebuild reads up to ({"events": id, ...}); rows after them are folded in when it finishes.
+    upto = models.JSONField(default=dict)
+    # The local days to rebuild (none when the account has no rows yet), and the last day done.
+    day_from = models.DateField(null=True)
+    day_to = models.DateField(null=True)
+    done_through = models.DateField(null=True)
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Rebuild of {self.account_id} in {self.time_zone} through {self.done_through}"
+
+    @property
+    def finished(self) -> bool:
+        return self.day_from is None or (self.done_through is not None and self.done_through >= self.day_to)
 
 
 class ReportDirtyDay(models.Model):

@@ -2,6 +2,7 @@
 long range cost as much as the ids it held. Existing sets are turned into sketches here, so no rebuild is needed
 (a rebuild would need raw rows that retention may already have deleted)."""
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 
@@ -22,7 +23,7 @@ def sets_to_sketches(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("automations", "0002_privacy")]
+    dependencies = [("automations", "0002_privacy"), ("paminga", "0003_merge_privacy_strict_origin")]
 
     operations = [
         migrations.AddField(
@@ -34,4 +35,26 @@ class Migration(migrations.Migration):
         migrations.RunPython(sets_to_sketches, migrations.RunPython.noop, elidable=True),
         migrations.RemoveField(model_name="eventdailyrollup", name="contact_ids"),
         migrations.RemoveField(model_name="eventdailyrollup", name="visitor_ids"),
+        migrations.AddField(
+            model_name="reportrollupwatermark", name="folded_rows", field=models.BigIntegerField(default=0)
+        ),
+        migrations.CreateModel(
+            name="ReportRebuild",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("time_zone", models.CharField(max_length=64)),
+                ("upto", models.JSONField(default=dict)),
+                ("day_from", models.DateField(null=True)),
+                ("day_to", models.DateField(null=True)),
+                ("done_through", models.DateField(null=True)),
+                ("started_at", models.DateTimeField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="paminga.account"
+                    ),
+                ),
+            ],
+        ),
     ]

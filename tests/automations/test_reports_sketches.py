@@ -25,9 +25,7 @@ def _history(*, people=3000, days=30, seed=7):
     rng = random.Random(seed)
     account = AccountFactory(time_zone="UTC")
     event = CustomEventFactory(account=account, slug="watched-video")
-    contacts = Contact.objects.bulk_create(
-        [Contact(account=account, email=f"p{i}@example.com") for i in range(people)]
-    )
+    contacts = Contact.objects.bulk_create([Contact(account=account, email=f"p{i}@example.com") for i in range(people)])
     records, by_day = [], {}
     for contact in contacts:
         for _ in range(rng.randint(1, 4)):

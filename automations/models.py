@@ -268,3 +268,53 @@ class ContactErasure(models.Model):
 
     def __str__(self) -> str:
         return f"Erasure in {self.account_id} at {self.erased_at:%Y-%m-%d %H:%M} by {self.erased_by}"
+
+
+# --- Deletes in the background (automations.deletes) ------------------------------------------------------------
+
+
+class BackgroundDelete(models.Model):
+    """The removal of something that may own millions of rows (a custom event, a marketing source, an account).
+    The thing is hidden at once (its `deleted_at`), and a Celery task removes its rows in small batches, each its
+    own short transaction, recording its progress here; the settings page shows it."""
+
+    class Kind(models.TextChoices):
+        CUSTOM_EVENT = "custom_event", "Custom event"
+        MARKETING_SOURCE = "marketing_source", "Marketing source"
+        ACCOUNT = "account", "Account"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Deleting"
+        DONE = "done", "Done"
+
+    # Not a foreign key: the row outlives the account it deleted (an audit of what went).
+    account_pk = models.BigIntegerField()
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    target_id = models.BigIntegerField()
+    # What the user knew it as ("Requested Demo (requested-demo)"): the target row is gone at the end.
+    label = models.CharField(max_length=300)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Rows to remove when it started (an estimate: capture may add a few), and removed so far.
+    rows_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    batches = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One job per thing: deleting twice (a double click, a retried request) finds the first one.
+            models.UniqueConstraint(fields=["kind", "target_id"], name="background_delete_unique_target")
+        ]
+        indexes = [models.Index(fields=["account_pk", "status"], name="background_delete_account")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_id}: {self.rows_done}/{self.rows_total} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(99, int(100 * self.rows_done / self.rows_total)) if self.rows_total else 0

@@ -200,6 +200,14 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_IMPORTS = ["automations.reports.tasks"]
 
+# Deletes of custom events, marketing sources and accounts run in the background (automations/deletes.py), this
+# many rows per statement and transaction: each batch holds its row locks for a few milliseconds.
+BACKGROUND_DELETE_BATCH_SIZE = env.int("BACKGROUND_DELETE_BATCH_SIZE", default=2000)
+CELERY_BEAT_SCHEDULE["background-deletes-resume"] = {
+    "task": "automations.tasks.background_deletes_resume_task",
+    "schedule": 600.0,
+}
+
 # Tracking (docs/tracking.md). The event debugger keeps at most this many entries per account, and writes at most
 # this many per account and minute, so a flood of bad hits cannot fill the database.
 TRACKING_DEBUGGER_KEEP = env.int("TRACKING_DEBUGGER_KEEP", default=500)

@@ -137,7 +137,7 @@ def account_get_by_site_key(*, site_key: str) -> Account | None:
         memo_set(key, entry[1])
         return entry[1]
     try:
-        account = Account.objects.filter(site_key=site_key).first()
+        account = Account.objects.filter(site_key=site_key, deleted_at__isnull=True).first()
     except DatabaseError:
         stale = entry[1] if entry is not None else memo_get(key, stale=True)
         if stale is None:
@@ -155,7 +155,8 @@ def account_cache_clear(*, account: Account) -> None:
 
 
 def custom_event_get_cached(*, account: Account, slug: str) -> CustomEvent | None:
-    """The account's custom event with this slug, or None. Raises DatabaseError when the database cannot be reached
+    """The account's custom event with this slug, or None (also for a deleted one, whose rows are still being
+    removed: capture refuses its hits as UNKNOWN_EVENT). Raises DatabaseError when the database cannot be reached
     and the slug was not read before."""
     key = _events_key(account.pk)
     events = memo_get(key)
@@ -166,7 +167,7 @@ def custom_event_get_cached(*, account: Account, slug: str) -> CustomEvent | Non
         memo_set(key, entry[1])
         return entry[1][slug]
     try:
-        event = CustomEvent.objects.filter(account=account, slug=slug).first()
+        event = CustomEvent.objects.filter(account=account, slug=slug, deleted_at__isnull=True).first()
     except DatabaseError:
         known = entry[1] if entry is not None else memo_get(key, stale=True)
         if known is None or slug not in known:

@@ -57,4 +57,44 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
+        migrations.CreateModel(
+            name="BackgroundDelete",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("account_pk", models.BigIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("custom_event", "Custom event"),
+                            ("marketing_source", "Marketing source"),
+                            ("account", "Account"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("target_id", models.BigIntegerField()),
+                ("label", models.CharField(max_length=300)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Waiting"), ("running", "Deleting"), ("done", "Done")],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("rows_total", models.BigIntegerField(default=0)),
+                ("rows_done", models.BigIntegerField(default=0)),
+                ("batches", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+            ],
+            options={
+                "indexes": [models.Index(fields=["account_pk", "status"], name="background_delete_account")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("kind", "target_id"), name="background_delete_unique_target")
+                ],
+            },
+        ),
     ]

@@ -28,6 +28,7 @@ from automations.models import (
     TrafficDailyRollup,
 )
 from custom_events.models import CustomEvent, MarketingChannel
+from custom_events.selectors import custom_event_list
 from paminga.models import Account
 from tracking.models import EventRecord, Impression, Session
 
@@ -64,6 +65,8 @@ class ReportScope:
     rolled: bool
     upto: dict[str, int]
     dirty: set[date] = field(default_factory=set)
+    # Deleted custom events whose rows are still being removed in the background: counted nowhere.
+    hidden_events: frozenset[int] = frozenset()
 
     @property
     def days(self) -> list[date]:
@@ -74,6 +77,8 @@ class ReportScope:
         if not self.rolled:
             return model.objects.none()
         qs = model.objects.filter(account=self.account, day__gte=self.start, day__lte=self.end)
+        if self.hidden_events and model is not TrafficDailyRollup:
+            qs = qs.exclude(custom_event_id__in=self.hidden_events)
         return qs.exclude(day__in=self.dirty) if self.dirty else qs
 
     def raw_rows(self, table: str) -> list[QuerySet]:
@@ -82,6 +87,8 @@ class ReportScope:
         base = model.objects.filter(
             account=self.account, **{f"{day_field}__gte": self.start_at, f"{day_field}__lt": self.end_at}
         )
+        if self.hidden_events and table == "events":
+            base = base.exclude(custom_event_id__in=self.hidden_events)
         if not self.rolled:
             return [base]
         if not self.dirty:
@@ -122,6 +129,9 @@ def report_scope(*, account: Account, start: date, end: date) -> Iterator[Report
                 )
             )
         start_at, end_at = day_bounds(start, end, account.tzinfo)
+        hidden = frozenset(
+            CustomEvent.objects.filter(account=account, deleted_at__isnull=False).values_list("pk", flat=True)
+        )
         yield ReportScope(
             account=account,
             start=start,
@@ -132,6 +142,7 @@ def report_scope(*, account: Account, start: date, end: date) -> Iterator[Report
             rolled=rolled,
             upto=upto,
             dirty=dirty,
+            hidden_events=hidden,
         )
 
 
@@ -242,7 +253,7 @@ OVERVIEW_SORTS = {
 def event_overview(*, scope: ReportScope, sort: str = "fires", descending: bool = True):
     """Every custom event of the account with its figures over the range, and the account-wide figures (unique
     people counted once across events). Events that never fired are listed with zeros."""
-    events = list(CustomEvent.objects.filter(account=scope.account).order_by("name", "slug"))
+    events = list(custom_event_list(account=scope.account))
     rows, overall = _figures(scope, events)
     key = OVERVIEW_SORTS.get(sort, OVERVIEW_SORTS["fires"])
     # Ties keep the alphabetical order: a stable sort on the name first.
@@ -447,7 +458,7 @@ class ConversionsSummary:
 
 def conversions_summary(*, scope: ReportScope) -> ConversionsSummary:
     """The account's conversions over the range: totals, per day, per event (events without conversions left out)."""
-    events = list(CustomEvent.objects.filter(account=scope.account).order_by("name", "slug"))
+    events = list(custom_event_list(account=scope.account))
     ids = [e.pk for e in events]
     totals = _totals_by_event_day(scope, ids)
     index = {day: i for i, day in enumerate(scope.days)}

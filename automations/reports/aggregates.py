@@ -12,7 +12,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 import datasketches
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import CharField, Count, F, Func, Q, QuerySet
 from django.db.models.functions import TruncDate
 
@@ -178,7 +178,8 @@ def events_metadata(qs: QuerySet[EventRecord], *, tz: ZoneInfo, by_day: bool = T
             f"WHERE json_type(s.metadata) = 'object' GROUP BY 1, 2, 3, 4"
         )
     result = defaultdict(lambda: [0, 0])
-    with connection.cursor() as cursor:
+    # qs.db: the database the report reads (the replica inside a report, paminga/replica.py).
+    with connections[qs.db].cursor() as cursor:
         cursor.execute(query, params)
         for event_id, day_value, key, value, fires, conversions in cursor.fetchall():
             if len(key) > METADATA_KEY_MAX_LENGTH:

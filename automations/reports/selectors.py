@@ -15,7 +15,7 @@ from operator import or_
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -30,6 +30,7 @@ from automations.models import (
 from custom_events.models import CustomEvent, MarketingChannel
 from custom_events.selectors import custom_event_list
 from paminga.models import Account
+from paminga.replica import replica_down, report_database, report_reads
 from tracking.models import EventRecord, Impression, Session
 
 from . import aggregates
@@ -67,6 +68,8 @@ class ReportScope:
     dirty: set[date] = field(default_factory=set)
     # Deleted custom events whose rows are still being removed in the background: counted nowhere.
     hidden_events: frozenset[int] = frozenset()
+    # The database alias the report reads (the replica or the primary).
+    database: str = DEFAULT_DB_ALIAS
 
     @property
     def days(self) -> list[date]:
@@ -105,10 +108,30 @@ class ReportScope:
 
 @contextmanager
 def report_scope(*, account: Account, start: date, end: date) -> Iterator[ReportScope]:
-    """A consistent view of the account's report data for the local days start..end (inclusive)."""
+    """A consistent view of the account's report data for the local days start..end (inclusive), read on the
+    replica when one is configured and usable (paminga/replica.py), else on the primary."""
+    # Definitions on the primary: a deleted event is gone from reports at once, whatever a replica's delay.
+    hidden = frozenset(
+        CustomEvent.objects.filter(account=account, deleted_at__isnull=False).values_list("pk", flat=True)
+    )
+    database = report_database()
+    try:
+        with report_reads(database), _report_snapshot(account, start, end, database, hidden) as scope:
+            yield scope
+    except OperationalError:
+        # The replica went away (not a statement timeout, which leaves the connection open): the next report reads
+        # the primary until the next check finds it back.
+        if database != DEFAULT_DB_ALIAS and getattr(connections[database].connection, "closed", True):
+            replica_down()
+        raise
+
+
+@contextmanager
+def _report_snapshot(account, start, end, database, hidden) -> Iterator[ReportScope]:
+    connection = connections[database]
     # Inside a transaction already (tests run in one), the isolation level is the caller's to choose.
     outermost = not connection.in_atomic_block
-    with transaction.atomic():
+    with transaction.atomic(using=database):
         if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -129,9 +152,6 @@ def report_scope(*, account: Account, start: date, end: date) -> Iterator[Report
                 )
             )
         start_at, end_at = day_bounds(start, end, account.tzinfo)
-        hidden = frozenset(
-            CustomEvent.objects.filter(account=account, deleted_at__isnull=False).values_list("pk", flat=True)
-        )
         yield ReportScope(
             account=account,
             start=start,
@@ -143,6 +163,7 @@ def report_scope(*, account: Account, start: date, end: date) -> Iterator[Report
             upto=upto,
             dirty=dirty,
             hidden_events=hidden,
+            database=database,
         )
 
 
@@ -567,6 +588,8 @@ def event_occurrences_all(
         )
         .select_related("contact", "visitor")
         .order_by("-occurred_at", "-id")
+        # Pinned: the occurrences CSV reads the rows while streaming, after the scope closed.
+        .using(scope.database)
     )
     if metadata_key:
         qs = qs.annotate(metadata_text=aggregates.MetadataText(metadata_key))

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 SERVER = os.environ.get("SCALE_BENCH_SERVER", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 DATABASE = f"scale_bench_{os.getpid()}"
 REQUESTS = 7
-NEW_EVENTS = 3000
+NEW_EVENTS = 300
 TIME_ZONE = "America/New_York"
 
 
@@ -159,9 +159,10 @@ def run(args) -> None:
         )
 
     print(f"\nRollup runs ({NEW_EVENTS:,} new events written into today, as a few minutes of busy traffic)")
-    started = time.monotonic()
-    report_rollups_update(now=timezone.now() + timedelta(minutes=2))
-    idle_ms = (time.monotonic() - started) * 1000
+    for _ in range(2):  # the first also recounts the previous window: the whole first rollup
+        started = time.monotonic()
+        report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+        idle_ms = (time.monotonic() - started) * 1000
     print(f"  a run with nothing new: {idle_ms:.0f} ms")
     for account in (small, big):
         demo_history_create(account=account, events=NEW_EVENTS, days=1, random_seed=2)

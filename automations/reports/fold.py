@@ -68,6 +68,17 @@ def account_fold(
     return folded
 
 
+def _rows_replace(model, created: list, updated: list) -> None:
+    """Writes new rows and rows whose figures changed. Changed rows are deleted and inserted again: two set-based
+    statements, where Django's bulk_update builds a CASE per row and column (about ten times slower here). Nothing
+    refers to a rollup row's id, and the caller's transaction (under the watermarks' lock) makes it one change."""
+    if updated:
+        model.objects.filter(pk__in=[row.pk for row in updated]).delete()
+        for row in updated:
+            row.pk = None
+    model.objects.bulk_create([*created, *updated], batch_size=BULK_SIZE)
+
+
 def _event_days_fold(account: Account, totals: dict, people: dict) -> None:
     days = {day for _event, day in totals}
     event_ids = {event_id for event_id, _day in totals}
@@ -99,10 +110,7 @@ def _event_days_fold(account: Account, totals: dict, people: dict) -> None:
         row.contact_sketch = aggregates.sketch_pack(contacts, into=row.contact_sketch)
         row.visitor_sketch = aggregates.sketch_pack(visitors, into=row.visitor_sketch)
         updated.append(row)
-    EventDailyRollup.objects.bulk_create(created, batch_size=BULK_SIZE)
-    EventDailyRollup.objects.bulk_update(
-        updated, ["fires", "conversions", "attributed", "contact_sketch", "visitor_sketch"], batch_size=BULK_SIZE
-    )
+    _rows_replace(EventDailyRollup, created, updated)
 
 
 def _breakdowns_fold(account: Account, by_dimension: dict[str, dict], keep) -> None:
@@ -154,8 +162,7 @@ def _counts_apply(model, existing: dict, deltas: dict, make) -> None:
             row.fires += counts[0]
             row.conversions += counts[1]
             updated.append(row)
-    model.objects.bulk_create(created, batch_size=BULK_SIZE)
-    model.objects.bulk_update(updated, ["fires", "conversions"], batch_size=BULK_SIZE)
+    _rows_replace(model, created, updated)
 
 
 def _metadata_fold(account: Account, delta: dict, keep) -> None:
@@ -237,5 +244,4 @@ def _traffic_fold(account: Account, dimension: str, counts: dict) -> None:
         else:
             row.count += n
             updated.append(row)
-    TrafficDailyRollup.objects.bulk_create(created, batch_size=BULK_SIZE)
-    TrafficDailyRollup.objects.bulk_update(updated, ["count"], batch_size=BULK_SIZE)
+    _rows_replace(TrafficDailyRollup, created, updated)

@@ -9,7 +9,8 @@ Three accounts in America/New_York: an empty one (the baseline), a small and a b
 seed_demo_data generator over a year, then rolled up. It measures, through Django's test client (middleware, view,
 queries, template), after two warm-up requests:
 
-- the overview and an event report for the last 30 and the last 365 days: median and slowest of REQUESTS;
+- the overview and an event report for the last 30 and the last 365 days: median and slowest of ROUNDS, the
+  accounts taking turns (load from elsewhere on the machine then falls on all three alike), with queries per page;
 - a rollup run after "a few minutes" of new traffic (NEW_EVENTS events written into today), against what a run
   cost before it folded new rows (rebuilding the days they fall on from all their rows);
 - the time `delete_custom_event` (GraphQL) takes to answer for the definition owning about a tenth of the big
@@ -34,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 SERVER = os.environ.get("SCALE_BENCH_SERVER", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 DATABASE = f"scale_bench_{os.getpid()}"
-REQUESTS = 7
+ROUNDS = 11
 NEW_EVENTS = 300
 TIME_ZONE = "America/New_York"
 
@@ -84,7 +85,9 @@ def main() -> None:
 def run(args) -> None:
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from automations.deletes import background_delete_run
@@ -134,7 +137,7 @@ def run(args) -> None:
             result[f"event report, {days} days"] = f"/automations/custom-events/{event.pk}/report/{span}"
         return result
 
-    def measure(client, url, n=REQUESTS):
+    def measure(client, url, n=5):
         for _ in range(2):
             assert client.get(url).status_code == 200, url
         times = []
@@ -144,18 +147,29 @@ def run(args) -> None:
             times.append((time.perf_counter() - t) * 1000)
         return statistics.median(times), max(times)
 
-    print(f"\nReport pages (median / slowest of {REQUESTS}, ms; × = ratio of medians)")
+    print(f"\nReport pages (median / slowest of {ROUNDS}, ms; × = ratio of medians; q = queries per page)")
     sizes = f"{f'{args.small:,} events':>20}{f'{args.events:,} events':>20}"
-    print(f"{'page':<24}{'empty':>16}{sizes}{'big ÷ empty':>13}{'big ÷ small':>13}")
-    figures = {}
-    for account in (empty, small, big):
-        client = client_for(account)
-        figures[account.slug] = {name: measure(client, url) for name, url in urls(account).items()}
-    for name in figures["bench-empty"]:
-        e, s, b = (figures[slug][name] for slug in ("bench-empty", "bench-small", "bench-big"))
+    print(f"{'page':<24}{'empty':>16}{sizes}{'big ÷ empty':>13}{'big ÷ small':>13}{'q':>8}")
+    accounts = [(empty, client_for(empty)), (small, client_for(small)), (big, client_for(big))]
+    for name in urls(empty):
+        times = {account.slug: [] for account, _client in accounts}
+        queries = {}
+        for account, client in accounts:  # warm-up
+            for _ in range(2):
+                assert client.get(urls(account)[name]).status_code == 200
+        # Rounds across the three accounts, so that load from elsewhere on the machine falls on all of them alike.
+        for _ in range(ROUNDS):
+            for account, client in accounts:
+                with CaptureQueriesContext(connection) as captured:
+                    t = time.perf_counter()
+                    assert client.get(urls(account)[name]).status_code == 200
+                    times[account.slug].append((time.perf_counter() - t) * 1000)
+                queries[account.slug] = len(captured.captured_queries)
+        e, s_, b = ((statistics.median(times[a]), max(times[a])) for a in ("bench-empty", "bench-small", "bench-big"))
+        q = "/".join(str(queries[a]) for a in ("bench-empty", "bench-small", "bench-big"))
         print(
-            f"{name:<24}{e[0]:>8.1f} / {e[1]:>5.0f}{s[0]:>12.1f} / {s[1]:>5.0f}{b[0]:>12.1f} / {b[1]:>5.0f}"
-            f"{b[0] / e[0]:>12.2f}×{b[0] / s[0]:>12.2f}×"
+            f"{name:<24}{e[0]:>8.1f} / {e[1]:>5.0f}{s_[0]:>12.1f} / {s_[1]:>5.0f}{b[0]:>12.1f} / {b[1]:>5.0f}"
+            f"{b[0] / e[0]:>12.2f}×{b[0] / s_[0]:>12.2f}×{q:>10}"
         )
 
     print(f"\nRollup runs ({NEW_EVENTS:,} new events written into today, as a few minutes of busy traffic)")

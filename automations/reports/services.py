@@ -176,7 +176,8 @@ def _rollups_fold(*, now: datetime, run: RollupRun, progress: Progress | None) -
             | Q(pk__in=rebuilding)
             # Not rolled up in its current time zone: never rolled up, or the zone changed.
             | ~Exists(ReportAccountRollup.objects.filter(account=OuterRef("pk"), time_zone=OuterRef("time_zone")))
-        ).order_by("pk")
+        ).filter(deleted_at__isnull=True)  # a deleted account's rows are being removed: nothing to roll up
+        accounts = accounts.order_by("pk")
         for account in accounts:
             tz = account.tzinfo
             raw_from = horizons.get(account.pk)
@@ -260,8 +261,8 @@ def _rebuild_continue(*, rebuild_id: int, log=None, progress: Progress | None = 
         with transaction.atomic():
             # Two runs at once alternate chunks instead of doing one twice.
             rebuild = ReportRebuild.objects.select_for_update().select_related("account").filter(pk=rebuild_id).first()
-            if rebuild is None or rebuild.account.time_zone != rebuild.time_zone:
-                return False  # finished by another run, or restarted in a new time zone by the next one
+            if rebuild is None or rebuild.account.time_zone != rebuild.time_zone or rebuild.account.deleted_at:
+                return False  # finished by another run, restarted in a new time zone by the next one, or deleted
             if rebuild.finished:
                 return True
             chunk_from = rebuild.day_from if rebuild.done_through is None else rebuild.done_through + timedelta(days=1)

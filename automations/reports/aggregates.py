@@ -12,6 +12,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 import datasketches
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
 from django.db.models import CharField, Count, F, Func, Q, QuerySet
 from django.db.models.functions import TruncDate
@@ -325,6 +326,27 @@ class DistinctCounter:
         if self.raw is not None:
             result.update(self.raw)
         return round(result.get_estimate())
+
+
+def rows_binary(qs: QuerySet) -> list[tuple]:
+    """The rows of a values_list() queryset. On PostgreSQL they are fetched in the binary format: a dense sketch
+    is about 2 KB, which the text format sends as hex (twice the bytes, decoded in Python), and a year of an
+    account's sketches is megabytes (measured: 15 ms instead of 35 ms for 4.3 MB)."""
+    database = connections[qs.db]
+    if database.vendor != "postgresql":
+        return list(qs)
+    import psycopg  # PostgreSQL's driver: present whenever the backend is
+
+    try:
+        sql, params = qs.query.sql_with_params()
+    except EmptyResultSet:  # .none(), or an empty __in: nothing to ask
+        return []
+    database.ensure_connection()
+    # Django's own cursors bind parameters on the client, which cannot ask for binary results; this one runs on
+    # the same connection, so in the report's transaction and snapshot.
+    with psycopg.Cursor(database.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall()
 
 
 def sketch_estimate(blob) -> int:

@@ -220,7 +220,9 @@ def _people_by_event(scope: ReportScope, event_ids: list[int]) -> dict:
     account holds."""
     result = defaultdict(lambda: (aggregates.DistinctCounter(), aggregates.DistinctCounter()))
     rows = scope.rollup_rows(EventDailyRollup).filter(custom_event_id__in=event_ids)
-    for event_id, contacts, visitors in rows.values_list("custom_event_id", "contact_sketch", "visitor_sketch"):
+    for event_id, contacts, visitors in aggregates.rows_binary(
+        rows.values_list("custom_event_id", "contact_sketch", "visitor_sketch")
+    ):
         result[event_id][0].add_sketch(contacts)
         result[event_id][1].add_sketch(visitors)
     for qs in scope.raw_rows("events"):

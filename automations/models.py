@@ -93,6 +93,10 @@ class ReportRollupWatermark(models.Model):
     # The watermark before the last run: the next run rereads the rows after it, so a row whose transaction was
     # still open during one run (its id below that run's watermark) is counted by the next.
     previous_upto_id = models.BigIntegerField(default=0)
+    # How many rows (previous_upto_id, upto_id] held when the last run folded them in. The next run counts them
+    # again: more means a row committed late below the watermark (its transaction was still open), fewer that rows
+    # were deleted meanwhile; either way the days of those rows are rebuilt from the raw rows.
+    folded_rows = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -109,6 +113,30 @@ class ReportAccountRollup(models.Model):
 
     def __str__(self) -> str:
         return f"Rollups of {self.account_id} in {self.time_zone}"
+
+
+class ReportRebuild(models.Model):
+    """An account's rollups being rebuilt from scratch (first run, a time zone change, `reports_rollup --rebuild`):
+    one chunk of days per transaction, so a rebuild of a big account shows progress and, interrupted, resumes
+    where it stopped. Reports read the raw rows until it is finished (no ReportAccountRollup in its time zone)."""
+
+    account = models.OneToOneField("paminga.Account", on_delete=models.CASCADE, related_name="+")
+    time_zone = models.CharField(max_length=64)
+    # The watermarks the rebuild reads up to ({"events": id, ...}); rows after them are folded in when it finishes.
+    upto = models.JSONField(default=dict)
+    # The local days to rebuild (none when the account has no rows yet), and the last day done.
+    day_from = models.DateField(null=True)
+    day_to = models.DateField(null=True)
+    done_through = models.DateField(null=True)
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Rebuild of {self.account_id} in {self.time_zone} through {self.done_through}"
+
+    @property
+    def finished(self) -> bool:
+        return self.day_from is None or (self.done_through is not None and self.done_through >= self.day_to)
 
 
 class ReportDirtyDay(models.Model):
@@ -128,7 +156,7 @@ class ReportDirtyDay(models.Model):
 
 
 class EventDailyRollup(models.Model):
-    """One custom event's occurrences on one day, with the exact sets of its contacts and visitors."""
+    """One custom event's occurrences on one day, with HyperLogLog sketches of its contacts and visitors."""
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+")
     custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="+")
@@ -137,10 +165,11 @@ class EventDailyRollup(models.Model):
     conversions = models.PositiveIntegerField(default=0)
     # Conversions attributed to a page view (beacon conversions in a visit that had one).
     attributed = models.PositiveIntegerField(default=0)
-    # Distinct ids, packed (automations.reports.aggregates.ids_pack): unique contacts and visitors over any range
-    # are the size of the union of its days' sets, exact and without touching the raw rows.
-    contact_ids = models.BinaryField(default=b"")
-    visitor_ids = models.BinaryField(default=b"")
+    # Serialized HyperLogLog sketches of the distinct contact and visitor ids (automations.reports.aggregates):
+    # unique people over any range are the estimate of the union of its days' sketches, a few KB a day whatever
+    # the day holds. Empty: nobody.
+    contact_sketch = models.BinaryField(default=b"")
+    visitor_sketch = models.BinaryField(default=b"")
 
     class Meta:
         constraints = [
@@ -239,3 +268,53 @@ class ContactErasure(models.Model):
 
     def __str__(self) -> str:
         return f"Erasure in {self.account_id} at {self.erased_at:%Y-%m-%d %H:%M} by {self.erased_by}"
+
+
+# --- Deletes in the background (automations.deletes) ------------------------------------------------------------
+
+
+class BackgroundDelete(models.Model):
+    """The removal of something that may own millions of rows (a custom event, a marketing source, an account).
+    The thing is hidden at once (its `deleted_at`), and a Celery task removes its rows in small batches, each its
+    own short transaction, recording its progress here; the settings page shows it."""
+
+    class Kind(models.TextChoices):
+        CUSTOM_EVENT = "custom_event", "Custom event"
+        MARKETING_SOURCE = "marketing_source", "Marketing source"
+        ACCOUNT = "account", "Account"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        RUNNING = "running", "Deleting"
+        DONE = "done", "Done"
+
+    # Not a foreign key: the row outlives the account it deleted (an audit of what went).
+    account_pk = models.BigIntegerField()
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    target_id = models.BigIntegerField()
+    # What the user knew it as ("Requested Demo (requested-demo)"): the target row is gone at the end.
+    label = models.CharField(max_length=300)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Rows to remove when it started (an estimate: capture may add a few), and removed so far.
+    rows_total = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    batches = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One job per thing: deleting twice (a double click, a retried request) finds the first one.
+            models.UniqueConstraint(fields=["kind", "target_id"], name="background_delete_unique_target")
+        ]
+        indexes = [models.Index(fields=["account_pk", "status"], name="background_delete_account")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_id}: {self.rows_done}/{self.rows_total} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(99, int(100 * self.rows_done / self.rows_total)) if self.rows_total else 0

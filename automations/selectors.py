@@ -90,8 +90,11 @@ def contact_timeline(
     one list of at most TIMELINE_PAGE_SIZE entries. Returns (entries, the `before` of the next page or None)."""
     size = TIMELINE_PAGE_SIZE
     impressions = Impression.objects.filter(account=account, visitor__contact=contact)
-    events = EventRecord.objects.filter(account=account, contact=contact)
-    runs = ActionRun.objects.filter(account=account, event_record__contact=contact)
+    # Occurrences of a deleted event (being removed in the background) are gone at once.
+    events = EventRecord.objects.filter(account=account, contact=contact, custom_event__deleted_at__isnull=True)
+    runs = ActionRun.objects.filter(
+        account=account, event_record__contact=contact, custom_event__deleted_at__isnull=True
+    )
     if before is not None:
         impressions = impressions.filter(occurred_at__lt=before)
         events = events.filter(occurred_at__lt=before)

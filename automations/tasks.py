@@ -8,6 +8,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import DatabaseError
 
 from . import services
 
@@ -46,3 +47,28 @@ def retention_run_task() -> None:
     from .retention import retention_run
 
     retention_run()
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=5, soft_time_limit=3600, time_limit=3700)
+def background_delete_task(self, job_id: int) -> None:
+    """Removes what a deleted custom event, marketing source or account owned, in small batches. Safe to run twice:
+    a batch only finds what is left."""
+    from .deletes import background_delete_run
+
+    try:
+        background_delete_run(job_id=job_id)
+    except DatabaseError as exc:
+        # Transient (a lost connection, a lock timeout): what is done stays done, the retry carries on.
+        raise self.retry(exc=exc, countdown=30 * 2**self.request.retries) from exc
+
+
+@shared_task(ignore_result=True, soft_time_limit=3600, time_limit=3700)
+def background_deletes_resume_task() -> None:
+    """Periodic (Celery beat): carries on with deletes whose task was lost (broker outage, worker killed)."""
+    from datetime import timedelta
+
+    from .deletes import background_deletes_resume
+
+    resumed = background_deletes_resume(idle_for=timedelta(minutes=15))
+    if resumed:
+        logger.info("Background deletes resumed: %s", resumed)

@@ -22,7 +22,8 @@ def _fresh(entry) -> bool:
 
 
 def custom_event_get_cached(*, account: Account, slug: str) -> CustomEvent | None:
-    """The account's custom event with this slug, or None. Raises DatabaseError when the database cannot be reached
+    """The account's custom event with this slug, or None (also for a deleted one, whose rows are still being
+    removed: capture refuses its hits as UNKNOWN_EVENT). Raises DatabaseError when the database cannot be reached
     and the slug was not read before."""
     key = _events_key(account.pk)
     events = memo_get(key)
@@ -33,7 +34,7 @@ def custom_event_get_cached(*, account: Account, slug: str) -> CustomEvent | Non
         memo_set(key, entry[1])
         return entry[1][slug]
     try:
-        event = CustomEvent.objects.filter(account=account, slug=slug).first()
+        event = CustomEvent.objects.filter(account=account, slug=slug, deleted_at__isnull=True).first()
     except DatabaseError:
         known = entry[1] if entry is not None else memo_get(key, stale=True)
         if known is None or slug not in known:

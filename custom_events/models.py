@@ -96,12 +96,17 @@ class CustomEvent(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Set when the event is deleted: from then on it is gone from every page and API and capture refuses its slug,
+    # while a background task removes its recorded rows in batches (automations.deletes) and then the row itself.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name", "slug"]
         constraints = [
+            # Among the events not deleted: a deleted event's slug can be used again at once.
             models.UniqueConstraint(
                 fields=["account", "slug"],
+                condition=models.Q(deleted_at__isnull=True),
                 name="custom_event_unique_slug_per_account",
                 violation_error_message="This slug is already used by another custom event in this account.",
             ),
@@ -122,6 +127,8 @@ class MarketingSource(models.Model):
     name = models.CharField(max_length=200, validators=[ProhibitNullCharactersValidator()])
     channel = models.CharField(max_length=32, choices=MarketingChannel.choices, default=MarketingChannel.UNKNOWN)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the source is deleted: hidden at once; a background task unlinks its events, then removes it.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -129,6 +136,7 @@ class MarketingSource(models.Model):
             models.UniqueConstraint(
                 Lower("name"),
                 "account",
+                condition=models.Q(deleted_at__isnull=True),
                 name="marketing_source_unique_name_per_account",
                 violation_error_message="A marketing source with this name already exists.",
             ),

@@ -7,7 +7,8 @@ from .models import CustomEvent, MarketingSource
 
 
 def custom_event_list(*, account: Account) -> QuerySet[CustomEvent]:
-    return CustomEvent.objects.filter(account=account).order_by("name", "slug")
+    """The account's custom events; deleted ones (their rows still being removed) are gone already."""
+    return CustomEvent.objects.filter(account=account, deleted_at__isnull=True).order_by("name", "slug")
 
 
 def custom_event_list_with_counts(*, account: Account) -> QuerySet[CustomEvent]:
@@ -19,19 +20,19 @@ def custom_event_list_with_counts(*, account: Account) -> QuerySet[CustomEvent]:
 
 
 def custom_event_get(*, account: Account, slug: str) -> CustomEvent | None:
-    return CustomEvent.objects.filter(account=account, slug=slug).first()
+    return custom_event_list(account=account).filter(slug=slug).first()
 
 
 def custom_event_slug_taken(*, account: Account, slug: str, exclude_pk: int | None = None) -> bool:
-    return CustomEvent.objects.filter(account=account, slug=slug).exclude(pk=exclude_pk).exists()
+    return custom_event_list(account=account).filter(slug=slug).exclude(pk=exclude_pk).exists()
 
 
 def custom_event_get_or_404(*, account: Account, pk: int) -> CustomEvent:
-    return get_object_or_404(CustomEvent, account=account, pk=pk)
+    return get_object_or_404(custom_event_list(account=account), pk=pk)
 
 
 def marketing_source_list(*, account: Account) -> QuerySet[MarketingSource]:
-    return MarketingSource.objects.filter(account=account).order_by("name")
+    return MarketingSource.objects.filter(account=account, deleted_at__isnull=True).order_by("name")
 
 
 def marketing_source_match(*, account: Account, name: str) -> MarketingSource | None:
@@ -39,11 +40,11 @@ def marketing_source_match(*, account: Account, name: str) -> MarketingSource | 
     name = (name or "").strip()
     if not name:
         return None
-    return MarketingSource.objects.filter(account=account, name__iexact=name).first()
+    return marketing_source_list(account=account).filter(name__iexact=name).first()
 
 
 def marketing_source_get_or_404(*, account: Account, pk: int) -> MarketingSource:
-    return get_object_or_404(MarketingSource, account=account, pk=pk)
+    return get_object_or_404(marketing_source_list(account=account), pk=pk)
 
 
 def marketing_source_unmatched_names(*, account: Account, days: int = 30, limit: int = 20) -> list[dict]:

@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from paminga.models import Account
 
@@ -87,11 +88,20 @@ def custom_event_update(*, custom_event: CustomEvent, **fields) -> CustomEvent:
     return _save_checked(custom_event)
 
 
-def custom_event_delete(*, custom_event: CustomEvent) -> None:
+def custom_event_delete(*, custom_event: CustomEvent):
+    """Hides the event at once (every page and API, and capture, which then refuses its slug as unknown) and
+    schedules the removal of what it owns (occurrences, action runs, actions, report rollups) in the background:
+    this answers at once however many occurrences there are. Returns the BackgroundDelete."""
+    from automations.deletes import background_delete_schedule
+
     account = custom_event.account
     with transaction.atomic():
-        custom_event.delete()
+        CustomEvent.objects.filter(pk=custom_event.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+        job = background_delete_schedule(
+            kind="custom_event", account=account, target_id=custom_event.pk, label=str(custom_event)
+        )
     _definitions_changed(account)
+    return job
 
 
 DUPLICATE_SOURCE_MESSAGE = "A marketing source with this name already exists."
@@ -119,6 +129,18 @@ def marketing_source_update(*, marketing_source: MarketingSource, name: str, cha
     return _source_save_checked(marketing_source)
 
 
-def marketing_source_delete(*, marketing_source: MarketingSource) -> None:
-    """Events already recorded from this source keep the name as sent (marketing_source_name) and their channel."""
-    marketing_source.delete()
+def marketing_source_delete(*, marketing_source: MarketingSource):
+    """Hides the source at once; events already recorded from it keep the name as sent (marketing_source_name)
+    and their channel, and are unlinked from it in the background before it is removed."""
+    from automations.deletes import background_delete_schedule
+
+    with transaction.atomic():
+        MarketingSource.objects.filter(pk=marketing_source.pk, deleted_at__isnull=True).update(
+            deleted_at=timezone.now()
+        )
+        return background_delete_schedule(
+            kind="marketing_source",
+            account=marketing_source.account,
+            target_id=marketing_source.pk,
+            label=marketing_source.name,
+        )

@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
+from automations.deletes import background_delete_list
 from paminga.accounts import account_required
 
 from . import selectors, services
@@ -15,7 +16,8 @@ VIOLATIONS_SHOWN = 20
 @account_required
 def custom_event_list(request):
     events = selectors.custom_event_list(account=request.account)
-    return render(request, "custom_events/list.html", {"events": events})
+    deleting = [d for d in background_delete_list(account=request.account) if d.kind == "custom_event"]
+    return render(request, "custom_events/list.html", {"events": events, "deleting": deleting})
 
 
 def _schema_formset(request, schema: list[dict]):
@@ -84,7 +86,9 @@ def custom_event_delete(request, pk: int):
     if request.method == "POST":
         name = event.name
         services.custom_event_delete(custom_event=event)
-        messages.success(request, f"Custom event “{name}” deleted.")
+        messages.success(
+            request, f"Custom event “{name}” deleted. Its recorded occurrences are removed in the background."
+        )
         return redirect("custom_events:list")
     context = {
         "event": event,
@@ -102,6 +106,7 @@ def marketing_source_list(request):
     context = {
         "sources": selectors.marketing_source_list(account=request.account),
         "unmatched": selectors.marketing_source_unmatched_names(account=request.account),
+        "deleting": [d for d in background_delete_list(account=request.account) if d.kind == "marketing_source"],
     }
     if not context["unmatched"]:
         context["named_events"] = selectors.marketing_source_named_event_count(account=request.account)

@@ -132,7 +132,7 @@ def account_get_by_site_key(*, site_key: str) -> Account | None:
         memo_set(key, entry[1])
         return entry[1]
     try:
-        account = Account.objects.filter(site_key=site_key).first()
+        account = Account.objects.filter(site_key=site_key, deleted_at__isnull=True).first()
     except DatabaseError:
         stale = entry[1] if entry is not None else memo_get(key, stale=True)
         if stale is None:

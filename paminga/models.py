@@ -127,6 +127,9 @@ class Account(models.Model):
         "Report totals of those days stay.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the account is deleted: it is gone at once (logins, site key, API keys) while a background task
+    # removes its rows in batches (automations.deletes) and then the account itself.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

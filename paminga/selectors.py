@@ -7,7 +7,7 @@ from .models import Account, ApiKey, Membership
 def account_list_for_user(*, user) -> QuerySet[Account]:
     if not user.is_authenticated:
         return Account.objects.none()
-    return Account.objects.filter(memberships__user=user).order_by("name")
+    return Account.objects.filter(memberships__user=user, deleted_at__isnull=True).order_by("name")
 
 
 def account_get_for_user(*, user, account_id: int) -> Account | None:

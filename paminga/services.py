@@ -32,6 +32,24 @@ def account_update(*, account: Account, **fields) -> Account:
     return account
 
 
+def account_delete(*, account: Account):
+    """Hides the account at once (logins no longer reach it, its site key and API keys stop working) and schedules
+    the removal of everything it holds in the background, whatever its size. Returns the BackgroundDelete."""
+    from automations.deletes import background_delete_schedule
+    from custom_events.cache import custom_events_cache_clear
+
+    from .cache import account_cache_clear
+
+    with transaction.atomic():
+        Account.objects.filter(pk=account.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+        for api_key in ApiKey.objects.filter(account=account, revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key)  # also forgets the cached copies of the key
+        job = background_delete_schedule(kind="account", account=account, target_id=account.pk, label=account.slug)
+    account_cache_clear(account=account)
+    custom_events_cache_clear(account=account)
+    return job
+
+
 def account_webhook_secret_rotate(*, account: Account) -> Account:
     """A new webhook signing secret; the old one stops being used at once (retries sign with the new one)."""
     account.webhook_secret = new_webhook_secret()
@@ -114,7 +132,9 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
         api_key, source = cache_get(cache_key), "cache"
     if api_key is None:
         api_key, source = (
-            ApiKey.objects.select_related("account").filter(prefix=parts[1], revoked_at__isnull=True).first(),
+            ApiKey.objects.select_related("account")
+            .filter(prefix=parts[1], revoked_at__isnull=True, account__deleted_at__isnull=True)
+            .first(),
             "db",
         )
         if api_key is None or not hmac.compare_digest(api_key.secret_hash, secret_hash):

@@ -80,6 +80,21 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", defa
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers (runserver threads, the in-process tasks) wait instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+# A PostgreSQL streaming replica for report reads (paminga/replica.py): the report pages, their CSV exports and the
+# GraphQL report queries read it while it is up and less than REPLICA_MAX_LAG_SECONDS behind (checked at most
+# every REPLICA_CHECK_SECONDS per process); writes, and reads that must see their own writes, stay on the primary.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    # A replica that does not answer is skipped after this, not waited for.
+    DATABASES["replica"].setdefault("OPTIONS", {})["connect_timeout"] = 2
+    # The test suite has no replica of its test database: the alias reads the primary's.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["paminga.replica.ReplicaRouter"]
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=30.0)
+REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
@@ -199,6 +214,14 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_IMPORTS = ["automations.reports.tasks"]
+
+# Deletes of custom events, marketing sources and accounts run in the background (automations/deletes.py), this
+# many rows per statement and transaction: each batch holds its row locks for a few milliseconds.
+BACKGROUND_DELETE_BATCH_SIZE = env.int("BACKGROUND_DELETE_BATCH_SIZE", default=2000)
+CELERY_BEAT_SCHEDULE["background-deletes-resume"] = {
+    "task": "automations.tasks.background_deletes_resume_task",
+    "schedule": 600.0,
+}
 
 # Tracking (docs/tracking.md). The event debugger keeps at most this many entries per account, and writes at most
 # this many per account and minute, so a flood of bad hits cannot fill the database.

@@ -259,7 +259,7 @@ class _Batch:
             if item.definition is not None:
                 by_account[item.account_id].add(item.definition.id)
         for account_id, ids in by_account.items():
-            captured |= CustomEvent.objects.filter(account_id=account_id).in_bulk(ids)
+            captured |= CustomEvent.objects.filter(account_id=account_id, deleted_at__isnull=True).in_bulk(ids)
         for index, item in self._pending():
             account = self.accounts[item.account_id]
             if isinstance(item, HitItem) and item.hit.type == "identify":

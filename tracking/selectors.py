@@ -27,12 +27,12 @@ def demo_account() -> Account | None:
 
 
 def custom_event_list_for_demo(*, account: Account) -> QuerySet[CustomEvent]:
-    return CustomEvent.objects.filter(account=account).order_by("name")
+    return CustomEvent.objects.filter(account=account, deleted_at__isnull=True).order_by("name")
 
 
 def event_record_recent(*, account: Account, limit: int = 10) -> list[EventRecord]:
     return list(
-        EventRecord.objects.filter(account=account)
+        EventRecord.objects.filter(account=account, custom_event__deleted_at__isnull=True)
         .select_related("custom_event", "contact", "attributed_impression")
         .order_by("-occurred_at", "-id")[:limit]
     )

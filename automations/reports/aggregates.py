@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from datetime import date
 from zoneinfo import ZoneInfo
 
-import numpy as np
-from django.db import connection
+import datasketches
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, connections
 from django.db.models import CharField, Count, F, Func, Q, QuerySet
 from django.db.models.functions import TruncDate
 
@@ -178,7 +179,8 @@ def events_metadata(qs: QuerySet[EventRecord], *, tz: ZoneInfo, by_day: bool = T
             f"WHERE json_type(s.metadata) = 'object' GROUP BY 1, 2, 3, 4"
         )
     result = defaultdict(lambda: [0, 0])
-    with connection.cursor() as cursor:
+    # qs.db: the database the report reads (the replica inside a report, paminga/replica.py).
+    with connections[qs.db].cursor() as cursor:
         cursor.execute(query, params)
         for event_id, day_value, key, value, fires, conversions in cursor.fetchall():
             if len(key) > METADATA_KEY_MAX_LENGTH:
@@ -255,36 +257,106 @@ def visits(qs, *, tz: ZoneInfo, by_day: bool = True) -> dict:
     return {(r.get("day"), r["channel"]): r["n"] for r in qs.values(*keys).annotate(n=Count("id")).order_by()}
 
 
-# --- Exact sets of contacts and visitors, stored per event and day -----------------------------------------------
+# --- Unique contacts and visitors: HyperLogLog sketches, stored per event and day -------------------------------
+#
+# Exact sets of ids made a year's overview cost the sum of the year's daily uniques (millions of ids at 30 M events:
+# about 4 s). A HyperLogLog sketch of a day is at most about 2 KB whatever the day holds, and the sketches of any
+# range merge (union) into one estimate, so every range costs the same ≤ 366 small rows.
+#
+# Apache DataSketches: a maintained C++ core whose serialized form is portable (little-endian, versioned), so a
+# sketch made on SQLite or PostgreSQL, by any process, merges with any other; and it hashes integers the same way
+# everywhere (MurmurHash3 of the 64-bit value), so ids added from raw rows and ids in stored sketches match.
+#
+# lg_k = 12 (4,096 buckets): a merged estimate's relative standard error is 1.6% (±3.2% at 95%, ±4.7% at 99.7%,
+# DataSketches' a-priori bounds); below a few hundred distinct ids a sketch keeps the hashes themselves and is
+# exact in practice. 14 would quarter the error at four times the bytes read per range; 12 keeps a year of one
+# event under 1.6 MB (HLL_4: half a byte per bucket).
+HLL_LG_K = 12
+HLL_TYPE = datasketches.tgt_hll_type.HLL_4
 
 
-def ids_pack(ids: Iterable[int]) -> bytes:
-    """Sorted 64-bit little-endian integers: 8 bytes an id, decoded without a Python loop."""
-    packed = array("q", sorted(ids))
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return packed.tobytes()
+def sketch_pack(ids: Iterable[int], *, into=None) -> bytes:
+    """The serialized sketch of these ids, merged into the serialized sketch `into` when given (incremental
+    rollups: a day's new rows are added to its stored sketch, never rebuilt from all its rows)."""
+    if into:
+        union = datasketches.hll_union(HLL_LG_K)
+        union.update(datasketches.hll_sketch.deserialize(bytes(into)))
+        sketch = datasketches.hll_sketch(HLL_LG_K, HLL_TYPE)
+        for value in ids:
+            sketch.update(int(value))
+        union.update(sketch)
+        return union.get_result(HLL_TYPE).serialize_compact()
+    sketch = datasketches.hll_sketch(HLL_LG_K, HLL_TYPE)
+    for value in ids:
+        sketch.update(int(value))
+    return sketch.serialize_compact()
 
 
-def ids_distinct(parts: list) -> int:
-    """How many distinct ids there are among packed sets (ids_pack) and collections of ints. The arrays are joined
-    and sorted by numpy: about ten times faster than a Python set for the hundreds of thousands of ids a month of
-    a busy account holds, and without making a Python object per id."""
-    arrays = []
-    for part in parts:
-        if isinstance(part, bytes | bytearray | memoryview):
-            if len(part):
-                arrays.append(np.frombuffer(part, dtype="<i8"))
-        elif part:
-            arrays.append(np.fromiter(part, dtype="<i8", count=len(part)))
-    if not arrays:
-        return 0
-    ids = np.concatenate(arrays)
-    ids.sort()
-    return int(np.count_nonzero(ids[1:] != ids[:-1])) + 1
+class DistinctCounter:
+    """An estimate of the distinct ids among stored sketches and collections of raw ids (≤ 366 merges a range)."""
+
+    def __init__(self):
+        self.union = datasketches.hll_union(HLL_LG_K)
+        self.raw: datasketches.hll_sketch | None = None
+        self.empty = True
+
+    def add_sketch(self, blob) -> None:
+        if blob:
+            self.union.update(datasketches.hll_sketch.deserialize(bytes(blob)))
+            self.empty = False
+
+    def add_ids(self, ids: Iterable[int]) -> None:
+        if self.raw is None:
+            self.raw = datasketches.hll_sketch(HLL_LG_K, HLL_TYPE)
+        for value in ids:
+            self.raw.update(int(value))
+            self.empty = False
+
+    def merge(self, other: "DistinctCounter") -> None:
+        self.union.update(other.union.get_result())
+        if other.raw is not None:
+            self.union.update(other.raw)
+        self.empty = self.empty and other.empty
+
+    def estimate(self) -> int:
+        if self.empty:
+            return 0
+        result = datasketches.hll_union(HLL_LG_K)
+        result.update(self.union.get_result())
+        if self.raw is not None:
+            result.update(self.raw)
+        return round(result.get_estimate())
+
+
+def rows_binary(qs: QuerySet) -> list[tuple]:
+    """The rows of a values_list() queryset. On PostgreSQL they are fetched in the binary format: a dense sketch
+    is about 2 KB, which the text format sends as hex (twice the bytes, decoded in Python), and a year of an
+    account's sketches is megabytes (measured: 15 ms instead of 35 ms for 4.3 MB)."""
+    database = connections[qs.db]
+    if database.vendor != "postgresql":
+        return list(qs)
+    import psycopg  # PostgreSQL's driver: present whenever the backend is
+
+    try:
+        sql, params = qs.query.sql_with_params()
+    except EmptyResultSet:  # .none(), or an empty __in: nothing to ask
+        return []
+    database.ensure_connection()
+    # Django's own cursors bind parameters on the client, which cannot ask for binary results; this one runs on
+    # the same connection, so in the report's transaction and snapshot.
+    with psycopg.Cursor(database.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall()
+
+
+def sketch_estimate(blob) -> int:
+    """The estimated distinct ids of one stored sketch."""
+    return round(datasketches.hll_sketch.deserialize(bytes(blob)).get_estimate()) if blob else 0
 
 
 def ids_unpack(blob) -> array:
+    """The ids of a set packed by earlier versions (sorted little-endian 64-bit integers): read only by the
+    migration that turned the stored sets into sketches."""
     unpacked = array("q")
     unpacked.frombytes(bytes(blob) if blob is not None else b"")
     if sys.byteorder == "big":

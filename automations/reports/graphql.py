@@ -132,8 +132,14 @@ class CustomEventFigures(graphene.ObjectType):
         required=True, description="The definition's current setting (past occurrences keep their own flag)."
     )
     fires = graphene.Int(required=True, description="Occurrences in the range.")
-    unique_contacts = graphene.Int(required=True, description="Distinct contacts among them (exact).")
-    unique_visitors = graphene.Int(required=True, description="Distinct beacon visitors among them (exact).")
+    unique_contacts = graphene.Int(
+        required=True,
+        description="Distinct contacts among them: a HyperLogLog estimate, within 3.2% 19 times out of 20 "
+        "(exact in practice below a few hundred).",
+    )
+    unique_visitors = graphene.Int(
+        required=True, description="Distinct beacon visitors among them: an estimate, as unique_contacts."
+    )
     conversions = graphene.Int(required=True, description="Occurrences that counted as a conversion when they fired.")
     attributed_conversions = graphene.Int(required=True, description="Conversions attributed to a page view.")
     daily = graphene.List(graphene.NonNull(ReportDay), required=True, description="Every day of the range.")
@@ -160,8 +166,14 @@ class AllEventsFigures(graphene.ObjectType):
     """The account's figures across every custom event (people counted once)."""
 
     fires = graphene.Int(required=True, description="Occurrences of every event in the range.")
-    unique_contacts = graphene.Int(required=True, description="Distinct contacts across events (exact).")
-    unique_visitors = graphene.Int(required=True, description="Distinct beacon visitors across events (exact).")
+    unique_contacts = graphene.Int(
+        required=True,
+        description="Distinct contacts across events: an estimate, as CustomEventFigures.unique_contacts.",
+    )
+    unique_visitors = graphene.Int(
+        required=True,
+        description="Distinct beacon visitors across events: an estimate, as CustomEventFigures.unique_contacts.",
+    )
     conversions = graphene.Int(required=True, description="Conversions across events.")
 
 

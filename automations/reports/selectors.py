@@ -15,7 +15,7 @@ from operator import or_
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -28,7 +28,9 @@ from automations.models import (
     TrafficDailyRollup,
 )
 from custom_events.models import CustomEvent, MarketingChannel
+from custom_events.selectors import custom_event_list
 from paminga.models import Account
+from paminga.replica import replica_down, report_database, report_reads
 from tracking.models import EventRecord, Impression, Session
 
 from . import aggregates
@@ -64,6 +66,10 @@ class ReportScope:
     rolled: bool
     upto: dict[str, int]
     dirty: set[date] = field(default_factory=set)
+    # Deleted custom events whose rows are still being removed in the background: counted nowhere.
+    hidden_events: frozenset[int] = frozenset()
+    # The database alias the report reads (the replica or the primary).
+    database: str = DEFAULT_DB_ALIAS
 
     @property
     def days(self) -> list[date]:
@@ -74,6 +80,8 @@ class ReportScope:
         if not self.rolled:
             return model.objects.none()
         qs = model.objects.filter(account=self.account, day__gte=self.start, day__lte=self.end)
+        if self.hidden_events and model is not TrafficDailyRollup:
+            qs = qs.exclude(custom_event_id__in=self.hidden_events)
         return qs.exclude(day__in=self.dirty) if self.dirty else qs
 
     def raw_rows(self, table: str) -> list[QuerySet]:
@@ -82,6 +90,8 @@ class ReportScope:
         base = model.objects.filter(
             account=self.account, **{f"{day_field}__gte": self.start_at, f"{day_field}__lt": self.end_at}
         )
+        if self.hidden_events and table == "events":
+            base = base.exclude(custom_event_id__in=self.hidden_events)
         if not self.rolled:
             return [base]
         if not self.dirty:
@@ -98,10 +108,30 @@ class ReportScope:
 
 @contextmanager
 def report_scope(*, account: Account, start: date, end: date) -> Iterator[ReportScope]:
-    """A consistent view of the account's report data for the local days start..end (inclusive)."""
+    """A consistent view of the account's report data for the local days start..end (inclusive), read on the
+    replica when one is configured and usable (paminga/replica.py), else on the primary."""
+    # Definitions on the primary: a deleted event is gone from reports at once, whatever a replica's delay.
+    hidden = frozenset(
+        CustomEvent.objects.filter(account=account, deleted_at__isnull=False).values_list("pk", flat=True)
+    )
+    database = report_database()
+    try:
+        with report_reads(database), _report_snapshot(account, start, end, database, hidden) as scope:
+            yield scope
+    except OperationalError:
+        # The replica went away (not a statement timeout, which leaves the connection open): the next report reads
+        # the primary until the next check finds it back.
+        if database != DEFAULT_DB_ALIAS and getattr(connections[database].connection, "closed", True):
+            replica_down()
+        raise
+
+
+@contextmanager
+def _report_snapshot(account, start, end, database, hidden) -> Iterator[ReportScope]:
+    connection = connections[database]
     # Inside a transaction already (tests run in one), the isolation level is the caller's to choose.
     outermost = not connection.in_atomic_block
-    with transaction.atomic():
+    with transaction.atomic(using=database):
         if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -132,6 +162,8 @@ def report_scope(*, account: Account, start: date, end: date) -> Iterator[Report
             rolled=rolled,
             upto=upto,
             dirty=dirty,
+            hidden_events=hidden,
+            database=database,
         )
 
 
@@ -183,18 +215,21 @@ def _totals_by_event_day(scope: ReportScope, event_ids: list[int] | None) -> dic
 
 
 def _people_by_event(scope: ReportScope, event_ids: list[int]) -> dict:
-    """{event_id: ([contact id parts], [visitor id parts])} over the range: packed daily sets from the rollups
-    and sets from the raw rows, to be counted by aggregates.ids_distinct."""
-    result = defaultdict(lambda: ([], []))
+    """{event_id: (contacts, visitors)} over the range, each an aggregates.DistinctCounter of the days' stored
+    sketches and the ids of the raw rows the rollups do not hold: ≤ 366 small rows per event, whatever the
+    account holds."""
+    result = defaultdict(lambda: (aggregates.DistinctCounter(), aggregates.DistinctCounter()))
     rows = scope.rollup_rows(EventDailyRollup).filter(custom_event_id__in=event_ids)
-    for event_id, contacts, visitors in rows.values_list("custom_event_id", "contact_ids", "visitor_ids"):
-        result[event_id][0].append(contacts)
-        result[event_id][1].append(visitors)
+    for event_id, contacts, visitors in aggregates.rows_binary(
+        rows.values_list("custom_event_id", "contact_sketch", "visitor_sketch")
+    ):
+        result[event_id][0].add_sketch(contacts)
+        result[event_id][1].add_sketch(visitors)
     for qs in scope.raw_rows("events"):
         raw = aggregates.events_people(qs.filter(custom_event_id__in=event_ids), tz=scope.tz, by_day=False)
         for (event_id, _day), (contacts, visitors) in raw.items():
-            result[event_id][0].append(contacts)
-            result[event_id][1].append(visitors)
+            result[event_id][0].add_ids(contacts)
+            result[event_id][1].add_ids(visitors)
     return result
 
 
@@ -218,17 +253,14 @@ def _figures(scope: ReportScope, events: list[CustomEvent]) -> tuple[list[EventF
             target.attributed += attributed
             target.daily_fires[index[day]] += fires
             target.daily_conversions[index[day]] += conversions
+    all_contacts, all_visitors = aggregates.DistinctCounter(), aggregates.DistinctCounter()
     for event_id, (contacts, visitors) in people.items():
-        figures[event_id].unique_contacts = aggregates.ids_distinct(contacts)
-        figures[event_id].unique_visitors = aggregates.ids_distinct(visitors)
-    if len(events) > 1:
-        overall.unique_contacts = aggregates.ids_distinct([part for c, _v in people.values() for part in c])
-        overall.unique_visitors = aggregates.ids_distinct([part for _c, v in people.values() for part in v])
-    elif events:
-        overall.unique_contacts, overall.unique_visitors = (
-            figures[events[0].pk].unique_contacts,
-            figures[events[0].pk].unique_visitors,
-        )
+        figures[event_id].unique_contacts = contacts.estimate()
+        figures[event_id].unique_visitors = visitors.estimate()
+        all_contacts.merge(contacts)
+        all_visitors.merge(visitors)
+    overall.unique_contacts = all_contacts.estimate()
+    overall.unique_visitors = all_visitors.estimate()
     return [figures[e.pk] for e in events], overall
 
 
@@ -244,7 +276,7 @@ OVERVIEW_SORTS = {
 def event_overview(*, scope: ReportScope, sort: str = "fires", descending: bool = True):
     """Every custom event of the account with its figures over the range, and the account-wide figures (unique
     people counted once across events). Events that never fired are listed with zeros."""
-    events = list(CustomEvent.objects.filter(account=scope.account).order_by("name", "slug"))
+    events = list(custom_event_list(account=scope.account))
     rows, overall = _figures(scope, events)
     key = OVERVIEW_SORTS.get(sort, OVERVIEW_SORTS["fires"])
     # Ties keep the alphabetical order: a stable sort on the name first.
@@ -452,7 +484,7 @@ class ConversionsSummary:
 
 def conversions_summary(*, scope: ReportScope) -> ConversionsSummary:
     """The account's conversions over the range: totals, per day, per event (events without conversions left out)."""
-    events = list(CustomEvent.objects.filter(account=scope.account).order_by("name", "slug"))
+    events = list(custom_event_list(account=scope.account))
     ids = [e.pk for e in events]
     totals = _totals_by_event_day(scope, ids)
     index = {day: i for i, day in enumerate(scope.days)}
@@ -561,6 +593,8 @@ def event_occurrences_all(
         )
         .select_related("contact", "visitor")
         .order_by("-occurred_at", "-id")
+        # Pinned: the occurrences CSV reads the rows while streaming, after the scope closed.
+        .using(scope.database)
     )
     if metadata_key:
         qs = qs.annotate(metadata_text=aggregates.MetadataText(metadata_key))

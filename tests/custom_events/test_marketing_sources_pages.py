@@ -74,7 +74,9 @@ def test_edit(client_logged_in, account):
     assert (source.name, source.channel) == ("New", "AFFILIATE")
 
 
-def test_delete_asks_for_confirmation_and_keeps_recorded_events(client_logged_in, account):
+def test_delete_asks_for_confirmation_and_keeps_recorded_events(
+    client_logged_in, account, django_capture_on_commit_callbacks
+):
     source = MarketingSourceFactory(account=account, name="Partner")
     record = EventRecordFactory(
         custom_event__account=account,
@@ -86,7 +88,8 @@ def test_delete_asks_for_confirmation_and_keeps_recorded_events(client_logged_in
 
     assert "keep the source name as sent" in client_logged_in.get(url).content.decode()
     assert MarketingSource.objects.count() == 1
-    response = client_logged_in.post(url)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_logged_in.post(url)
 
     assert response.status_code == 302
     assert MarketingSource.objects.count() == 0

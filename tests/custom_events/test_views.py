@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from custom_events.models import CustomEvent
 from tests.factories import CustomEventFactory, EventRecordFactory
+from tracking.models import EventRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +89,9 @@ def test_edit_event(client_logged_in, account):
     assert (event.name, event.slug, event.counts_as_conversion) == ("New", "new", True)
 
 
-def test_delete_confirmation_says_what_will_be_removed_then_deletes(client_logged_in, account):
+def test_delete_confirmation_says_what_will_be_removed_then_deletes(
+    client_logged_in, account, django_capture_on_commit_callbacks
+):
     event = CustomEventFactory(account=account, name="Doomed", slug="doomed")
     EventRecordFactory.create_batch(3, custom_event=event)
     url = reverse("custom_events:delete", args=[event.pk])
@@ -96,9 +99,11 @@ def test_delete_confirmation_says_what_will_be_removed_then_deletes(client_logge
     page = client_logged_in.get(url).content.decode()
     assert "Doomed" in page and "<strong>3</strong> recorded occurrences" in page
 
-    response = client_logged_in.post(url)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_logged_in.post(url)
     assert response.status_code == 302
     assert not CustomEvent.objects.filter(pk=event.pk).exists()
+    assert not EventRecord.objects.filter(custom_event_id=event.pk).exists()
 
 
 def test_other_accounts_event_is_404_for_every_view(client_logged_in, other_account):

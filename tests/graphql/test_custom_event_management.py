@@ -224,11 +224,12 @@ def test_update_of_an_unknown_slug_is_unknown_event(gql, account):
     assert error_of(answer) == {"code": "UNKNOWN_EVENT", "field": "slug"}
 
 
-def test_delete_removes_the_event_and_its_records(gql, account):
+def test_delete_removes_the_event_and_its_records(gql, account, django_capture_on_commit_callbacks):
     event = CustomEventFactory(account=account, slug="gone")
     EventRecordFactory.create_batch(2, custom_event=event)
 
-    answer = gql(DELETE, {"slug": "gone"})
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = gql(DELETE, {"slug": "gone"})
 
     assert answer == {"data": {"delete_custom_event": True}}
     assert (CustomEvent.objects.count(), EventRecord.objects.count()) == (0, 0)

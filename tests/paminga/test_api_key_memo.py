@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from paminga import cache as tracking_cache
+from paminga import cache as paminga_cache
 from paminga.models import ApiKey
 from paminga.services import _api_key_cache_key, api_key_authenticate, api_key_create, api_key_revoke
 
@@ -27,7 +27,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(tracking_cache.time, "monotonic", clock)
+    monkeypatch.setattr(paminga_cache.time, "monotonic", clock)
     return clock
 
 
@@ -62,7 +62,7 @@ def test_a_key_revoked_elsewhere_is_refused_once_the_memo_expires(key_and_secret
 
     _revoke_in_another_process(api_key)
 
-    clock.now += tracking_cache.MEMO_SECONDS - 0.1
+    clock.now += paminga_cache.MEMO_SECONDS - 0.1
     assert api_key_authenticate(secret=secret) == api_key  # within the documented bound
     clock.now += 0.2
     assert api_key_authenticate(secret=secret) is None
@@ -112,5 +112,5 @@ def test_the_last_use_write_refuses_a_key_revoked_meanwhile_and_does_not_cache_i
     assert api_key_authenticate(secret=secret) is None
 
     assert cache.get(_api_key_cache_key(api_key.secret_hash)) is None
-    assert tracking_cache.memo_get(_api_key_cache_key(api_key.secret_hash)) is None
+    assert paminga_cache.memo_get(_api_key_cache_key(api_key.secret_hash)) is None
     assert ApiKey.objects.get(pk=api_key.pk).last_used_at == start

@@ -1,6 +1,7 @@
 import hashlib
 import hmac
 import secrets
+import time
 
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, transaction
@@ -120,7 +121,7 @@ def _api_key_cache_key(secret_hash: str) -> str:
 
 def api_key_authenticate(*, secret: str) -> ApiKey | None:
     """The active key whose secret this is, or None. Marks when it was last used (at most once a minute)."""
-    from .cache import cache_delete, cache_get, cache_set, memo_clear, memo_get, memo_set
+    from .cache import STALE_SECONDS, cache_delete, cache_get, cache_set, memo_clear, memo_get, memo_set
 
     parts = (secret or "").strip().split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(secret) > 200:
@@ -128,15 +129,24 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
     secret_hash = _hash_secret(secret.strip())
     cache_key = _api_key_cache_key(secret_hash)
     api_key, source = memo_get(cache_key), "memo"
+    # The shared cache holds (fresh until, key) for a day: fresh for API_KEY_CACHE_SECONDS, then only a fallback for
+    # when the database cannot be reached, so that events keep being queued through an outage.
+    entry = cache_get(cache_key) if api_key is None else None
+    if api_key is None and entry is not None and entry[0] > time.time():
+        api_key, source = entry[1], "cache"
     if api_key is None:
-        api_key, source = cache_get(cache_key), "cache"
-    if api_key is None:
-        api_key, source = (
-            ApiKey.objects.select_related("account")
-            .filter(prefix=parts[1], revoked_at__isnull=True, account__deleted_at__isnull=True)
-            .first(),
-            "db",
-        )
+        try:
+            api_key, source = (
+                ApiKey.objects.select_related("account")
+                .filter(prefix=parts[1], revoked_at__isnull=True, account__deleted_at__isnull=True)
+                .first(),
+                "db",
+            )
+        except DatabaseError:
+            stale = entry[1] if entry is not None else memo_get(cache_key, stale=True)
+            if stale is None:
+                raise
+            return stale
         if api_key is None or not hmac.compare_digest(api_key.secret_hash, secret_hash):
             return None
     now = timezone.now()
@@ -160,7 +170,7 @@ def api_key_authenticate(*, secret: str) -> ApiKey | None:
             memo_clear(cache_key)
             return None
     if source == "db" or mark_use:
-        cache_set(cache_key, api_key, API_KEY_CACHE_SECONDS)
+        cache_set(cache_key, (time.time() + API_KEY_CACHE_SECONDS, api_key), STALE_SECONDS)
     if source != "memo" or mark_use:
         memo_set(cache_key, api_key)
     return api_key

@@ -24,6 +24,7 @@ import uuid
 import redis
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, connection
+from redis.exceptions import RedisClusterException
 
 from . import queue
 from .ingest import ingest
@@ -52,9 +53,10 @@ class Consumer:
         self.wait_ms = settings.INGEST_BATCH_WAIT_MS if wait_ms is None else wait_ms
         self.lease_ms = int(settings.INGEST_LEASE_SECONDS * 1000)
         self.owned: set[int] = set()
-        # Shards whose entries this consumer holds unacknowledged (claimed, or left by a failed batch): read from the
-        # start of its pending list, before anything new.
-        self.replay: set[int] = set()
+        # Shards whose entries this consumer holds unacknowledged (claimed, or left by a failed batch), with how far
+        # this batch has read its pending list: read from there, before anything new.
+        self.replay: dict[int, str] = {}
+        self.turn = 0  # the shard a read starts with, moved on every batch so that no shard waits behind another
         self.renewed_at = 0.0
         self.failures = 0
         self.recorded = 0
@@ -74,7 +76,7 @@ class Consumer:
             if not r.eval(_RENEW, 1, queue.lease_key(shard), self.name, self.lease_ms):
                 logger.warning("Lost the lease of shard %s", shard)
                 self.owned.discard(shard)
-                self.replay.discard(shard)
+                self.replay.pop(shard, None)
         for shard in sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]:
             self._release(shard)
         for shard in range(queue.shard_count()):
@@ -99,13 +101,13 @@ class Consumer:
             if start in ("0-0", b"0-0"):
                 break
         self.owned.add(shard)
-        self.replay.add(shard)
+        self.replay[shard] = "0"
         logger.info("Consumer %s reads shard %s", self.name, shard)
 
     def _release(self, shard: int) -> None:
         queue.client().eval(_RELEASE, 1, queue.lease_key(shard), self.name)
         self.owned.discard(shard)
-        self.replay.discard(shard)
+        self.replay.pop(shard, None)
 
     def release_all(self) -> None:
         for shard in list(self.owned):
@@ -115,28 +117,43 @@ class Consumer:
     # --- Reading and recording --------------------------------------------------------------------------------------
 
     def _read(self) -> list[tuple[int, str, str]]:
-        """Up to batch_size entries, (shard, entry id, raw item): a replaying shard's own pending ones first, then new
-        ones, waiting up to wait_ms for the batch to fill."""
+        """Up to batch_size entries, (shard, entry id, raw item): a replaying shard's own pending ones first (from
+        where this batch's reading of them got to), then new ones, waiting up to wait_ms for the batch to fill."""
         r = queue.client()
         entries: list[tuple[int, str, str]] = []
         deadline = time.monotonic() + self.wait_ms / 1000
+        shards = sorted(self.owned)
+        self.turn += 1
+        shards = shards[self.turn % len(shards) :] + shards[: self.turn % len(shards)] if shards else shards
+        cursors = dict(self.replay)
         while True:
-            for shard in sorted(self.owned):
+            for shard in shards:
                 room = self.batch_size - len(entries)
                 if room <= 0:
                     return entries
-                start = "0" if shard in self.replay else ">"
+                start = cursors.get(shard, ">")
                 reply = r.xreadgroup(queue.GROUP, self.name, {queue.stream_key(shard): start}, count=room)
-                got = [(shard, entry_id, fields.get(queue.FIELD, "")) for _, rows in reply for entry_id, fields in rows]
-                if shard in self.replay and not got:
-                    self.replay.discard(shard)
+                # A pending entry deleted since comes back without its fields: "" (acknowledged as it goes).
+                got = [
+                    (shard, entry_id, (fields or {}).get(queue.FIELD, ""))
+                    for _, rows in reply
+                    for entry_id, fields in rows
+                ]
+                if shard in cursors:
+                    # Pending entries come back from where the read starts, whatever this batch already holds: the
+                    # next read starts after the last one, and once none is left, new entries follow.
+                    if got:
+                        cursors[shard] = got[-1][1]
+                    else:
+                        del cursors[shard]
+                        self.replay.pop(shard, None)
                 entries.extend(got)
             remaining = deadline - time.monotonic()
-            if len(entries) >= self.batch_size or remaining <= 0 or not self.owned:
+            if len(entries) >= self.batch_size or remaining <= 0:
                 return entries
-            if not entries or remaining > 0:
-                # New entries arrive continuously under load; when idle, poll gently.
-                time.sleep(min(remaining, 0.005 if entries else 0.02))
+            # New entries arrive continuously under load; when idle, poll gently (and without any shard, wait for
+            # the next lease refresh rather than spin).
+            time.sleep(min(remaining, 0.005 if entries else 0.02))
 
     def step(self) -> int:
         """One batch: read, record, acknowledge. Returns how many entries it acknowledged."""
@@ -144,14 +161,21 @@ class Consumer:
         entries = self._read()
         if not entries:
             return 0
-        items, bad = [], []
+        items, bad, gone = [], [], []
         for shard, entry_id, raw in entries:
+            if not raw:
+                gone.append((shard, entry_id, raw))
+                continue
             try:
                 items.append(item_loads(raw, position=(str(shard), entry_id)))
             except ValueError:
                 bad.append((shard, entry_id, raw))
         for shard, entry_id, raw in bad:
             self._dead_letter(shard, entry_id, raw, "not a queued item")
+        if bad or gone:
+            # Done with at once: a batch that waits out a database outage would otherwise dead-letter them again.
+            self._ack(bad + gone)
+            entries = [entry for entry in entries if entry not in bad and entry not in gone]
         try:
             close_old_connections()
             ingest(items)
@@ -195,7 +219,8 @@ class Consumer:
         )
         connection.close()
         # The entries stay pending to this consumer: read them again, in order, before anything new.
-        self.replay |= {shard for shard, _, _ in entries}
+        for shard in {shard for shard, _, _ in entries}:
+            self.replay[shard] = "0"
         time.sleep(pause)
 
     def _ack(self, entries) -> None:
@@ -227,12 +252,13 @@ class Consumer:
                 break
             try:
                 done = self.step()
-            except redis.RedisError:
+            except (redis.RedisError, RedisClusterException):
                 logger.warning("The ingest queue cannot be reached; waiting for it", exc_info=True)
                 queue.client_reset_soft()
-                self.owned.clear()
-                self.replay.clear()
+                # The leases may still be this consumer's: renewed (or lost) at the next refresh, not dropped now, so
+                # its shards do not stall for a lease period. What it read and did not acknowledge is read again.
                 self.renewed_at = 0.0
+                self.replay = dict.fromkeys(self.owned, "0")
                 time.sleep(1.0)
                 continue
             if until_idle and not done and not self.replay and self._idle():

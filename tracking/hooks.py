@@ -14,25 +14,29 @@ _contact_identified: list[Callable] = []
 _contact_merging: list[Callable] = []
 
 
+def _register(hooks: list[Callable], function: Callable) -> Callable:
+    # Once: Django may run an app's ready() again (tests that change the installed apps).
+    if function not in hooks:
+        hooks.append(function)
+    return function
+
+
 def on_events_recorded(function: Callable) -> Callable:
     """function(*, event_records) after a batch's events are inserted, in its transaction (automations: their
     action runs)."""
-    _events_recorded.append(function)
-    return function
+    return _register(_events_recorded, function)
 
 
 def on_contact_identified(function: Callable) -> Callable:
     """function(*, contact) once a visitor became this known contact, in that transaction (automations: the runs that
     waited for identification)."""
-    _contact_identified.append(function)
-    return function
+    return _register(_contact_identified, function)
 
 
 def on_contact_merging(function: Callable) -> Callable:
     """function(*, contact) before an anonymous contact's rows move to a known one (automations: the report days
     that counted it)."""
-    _contact_merging.append(function)
-    return function
+    return _register(_contact_merging, function)
 
 
 def events_recorded(*, event_records: list) -> None:

@@ -331,9 +331,10 @@ class _Batch:
             if not taken:
                 continue
             self.outcomes[index] = Outcome("duplicate")
-            if not item.hit.retry:
-                # A retry finding its hit recorded is the protocol working (the answer to the first send was lost).
-                # A first send finding its id taken means a sender reuses hit ids, and those hits are lost: show it.
+            if not item.hit.retry and not item.position:
+                # A retry finding its hit recorded is the protocol working (the answer to the first send was lost),
+                # and so is a queue entry delivered again. A first send finding its id taken means a sender reuses
+                # hit ids, and those hits are lost: show it.
                 self.notes.append(
                     (
                         self.accounts[item.account_id],
@@ -392,7 +393,8 @@ class _Batch:
             visitor.contact = contacts[visitor.contact_id]
             visitor.current_session = self.sessions.get(visitor.current_session_id)
             self.visitors[(visitor.account_id, visitor.uid)] = visitor
-        missing = [key for key in first_seen if key not in self.visitors]
+        # Sorted: two batches creating some of the same visitors insert them in one order, and cannot deadlock.
+        missing = sorted(key for key in first_seen if key not in self.visitors)
         if not missing:
             return
         contacts = [Contact(account_id=account_id) for account_id, _ in missing]

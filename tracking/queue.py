@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from .items import Item, item_dumps
 
@@ -134,10 +135,11 @@ def queue_append(items: list[Item]) -> None:
             for key, item in zip(keys, items, strict=True):
                 pipe.xadd(key, {FIELD: item_dumps(item)})
             if check_depth:
-                for key in set(keys):
-                    pipe.xlen(key)
+                # Every shard's length: the limit is on what waits in the whole queue.
+                for shard in range(shard_count()):
+                    pipe.xlen(stream_key(shard))
             replies = pipe.execute()
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         _down_until = time.monotonic() + settings.INGEST_QUEUE_RETRY_SECONDS
         client_reset_soft()
         logger.warning(
@@ -146,7 +148,7 @@ def queue_append(items: list[Item]) -> None:
         raise QueueUnavailable(str(exc)) from exc
     if check_depth:
         _depth_check_at = now + DEPTH_CHECK_SECONDS
-        if max(replies[len(items) :]) > settings.INGEST_QUEUE_MAX_DEPTH:
+        if sum(replies[len(items) :]) > settings.INGEST_QUEUE_MAX_DEPTH:
             # Refuse for a moment rather than ask Redis on every request: the ingester drains meanwhile.
             _full_until = time.monotonic() + 1.0
 

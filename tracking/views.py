@@ -262,8 +262,8 @@ def event_debugger(request):
 
 
 def _queue_lag() -> dict | None:
-    """What still waits in the ingest queue (every account's), when there is a queue and anything waits: the page says
-    that the newest hits may not be listed yet."""
+    """Whether anything waits in the ingest queue, when there is one: the page says that the newest hits may not be
+    listed yet (without figures: the queue holds every account's hits)."""
     from . import queue
 
     if not queue.queue_enabled():

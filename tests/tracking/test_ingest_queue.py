@@ -465,3 +465,86 @@ def test_the_api_keeps_queueing_events_through_a_database_outage(client, redis_s
 
     assert answer.status_code == 200 and answer.json() == {"data": {"triggerCustomEvent": True}}
     assert EventRecord.objects.filter(account=account).count() == 2
+
+
+class RedisClusterNodes:
+    """Three masters of a Redis Cluster of the test's own, on free loopback ports."""
+
+    def __init__(self, directory):
+        self.servers = []
+        for n in range(3):
+            node_dir = directory / f"node{n}"
+            node_dir.mkdir()
+            server = RedisServer(node_dir)
+            server.extra = ["--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf")]
+            self.servers.append(server)
+
+    def start(self):
+        for server in self.servers:
+            server.process = subprocess.Popen(
+                ["redis-server", "--port", str(server.port), "--bind", "127.0.0.1", "--save", "", "--dir"]
+                + [str(server.directory), "--appendonly", "no", *server.extra],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        for server in self.servers:
+            for _ in range(100):
+                try:
+                    with socket.create_connection(("127.0.0.1", server.port), timeout=0.1):
+                        break
+                except OSError:
+                    time.sleep(0.05)
+        nodes = [f"127.0.0.1:{server.port}" for server in self.servers]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        for _ in range(100):
+            if redis.Redis(port=self.servers[0].port).cluster("info").get("cluster_state") == "ok":
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not come up")
+
+    def stop(self):
+        for server in self.servers:
+            if server.process.poll() is None:
+                server.process.terminate()
+                server.process.wait(timeout=10)
+
+
+def test_with_a_redis_cluster_the_shards_spread_over_its_nodes_and_every_hit_is_recorded_once(settings, tmp_path):
+    import redis
+
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        require_services(redis=True)
+        pytest.skip("needs redis-server and redis-cli on the PATH")
+    cluster = RedisClusterNodes(tmp_path)
+    cluster.start()
+    try:
+        # Any node of the cluster: the client notices cluster mode.
+        settings.INGEST_QUEUE_URL = f"redis://127.0.0.1:{cluster.servers[1].port}/0"
+        settings.INGEST_SHARDS = 8
+        settings.INGEST_LEASE_SECONDS = 1.0
+        settings.INGEST_BATCH_WAIT_MS = 10
+        queue.client_reset()
+        account = AccountFactory()
+        items = [
+            HitItem(account_id=account.pk, received_at=T0, hit=hit(n, "impression", f"visitor-{n:04d}"))
+            for n in range(60)
+        ]
+
+        outcomes = capture(account=account, items=items)
+        holding = [len(redis.Redis(port=server.port).keys("paminga:ingest:{*}")) for server in cluster.servers]
+        drain()
+
+        assert queue.is_cluster() and {o.status for o in outcomes} == {"accepted"}
+        assert sum(1 for keys in holding if keys) >= 2  # the streams live on more than one node
+        assert Impression.objects.filter(account=account).count() == 60
+        assert all(s.waiting == 0 for s in queue.queue_status())
+    finally:
+        queue.client_reset()
+        cluster.stop()

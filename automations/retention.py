@@ -22,6 +22,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from paminga.models import Account
+from paminga.progress import Progress
 from tracking.models import EventRecord, Impression, RejectedHit, Session, Visitor
 
 from .models import ActionRun, ReportAccountRollup, ReportDirtyDay, ReportRawHorizon, ReportRollupWatermark
@@ -85,16 +86,32 @@ def _horizon_move(*, account: Account, raw_from: date) -> None:
         ReportDirtyDay.objects.filter(account=account, day__lt=raw_from).delete()
 
 
-def retention_account_run(*, account: Account, now: datetime, upto: dict[str, int], batch_size: int, run) -> None:
+def _batch_done(run: RetentionRun, progress: Progress | None, rows: int) -> None:
+    run.batches += 1
+    if progress is not None:
+        progress.update(rows)
+
+
+def retention_account_run(
+    *,
+    account: Account,
+    now: datetime,
+    upto: dict[str, int],
+    batch_size: int,
+    run: RetentionRun,
+    progress: Progress | None = None,
+) -> None:
     raw_from, cutoff = retention_horizon(account=account, now=now)
     _horizon_move(account=account, raw_from=raw_from)
 
     events = EventRecord.objects.filter(account=account, occurred_at__lt=cutoff, id__lte=upto.get("events", 0))
     for ids in _keyset_batches(events, "occurred_at", batch_size):
         with transaction.atomic():
-            run.deleted["action_runs"] += rows_delete(ActionRun.objects.filter(event_record_id__in=ids))
-            run.deleted["events"] += rows_delete(EventRecord.objects.filter(pk__in=ids))
-        run.batches += 1
+            action_runs = rows_delete(ActionRun.objects.filter(event_record_id__in=ids))
+            events = rows_delete(EventRecord.objects.filter(pk__in=ids))
+        run.deleted["action_runs"] += action_runs
+        run.deleted["events"] += events
+        _batch_done(run, progress, action_runs + events)
 
     # A page view that a kept conversion is attributed to (a visit across the horizon) stays with its visit, so
     # that the kept day's attributed figures do not change.
@@ -103,8 +120,9 @@ def retention_account_run(*, account: Account, now: datetime, upto: dict[str, in
     ).exclude(Exists(EventRecord.objects.filter(attributed_impression=OuterRef("pk"))))
     for ids in _keyset_batches(impressions, "occurred_at", batch_size):
         with transaction.atomic():
-            run.deleted["impressions"] += rows_delete(Impression.objects.filter(pk__in=ids))
-        run.batches += 1
+            deleted = rows_delete(Impression.objects.filter(pk__in=ids))
+        run.deleted["impressions"] += deleted
+        _batch_done(run, progress, deleted)
 
     # Visits that ended before the horizon and hold nothing any more.
     visits = (
@@ -117,21 +135,29 @@ def retention_account_run(*, account: Account, now: datetime, upto: dict[str, in
     for ids in _keyset_batches(visits, "started_at", batch_size):
         with transaction.atomic():
             Visitor.objects.filter(current_session_id__in=ids).update(current_session=None)
-            run.deleted["visits"] += rows_delete(Session.objects.filter(pk__in=ids))
-        run.batches += 1
+            deleted = rows_delete(Session.objects.filter(pk__in=ids))
+        run.deleted["visits"] += deleted
+        _batch_done(run, progress, deleted)
 
     entries = RejectedHit.objects.filter(account=account, created_at__lt=cutoff)
     for ids in _keyset_batches(entries, "created_at", batch_size):
         with transaction.atomic():
-            run.deleted["debugger_entries"] += rows_delete(RejectedHit.objects.filter(pk__in=ids))
-        run.batches += 1
+            deleted = rows_delete(RejectedHit.objects.filter(pk__in=ids))
+        run.deleted["debugger_entries"] += deleted
+        _batch_done(run, progress, deleted)
 
 
 def retention_run(
-    *, now: datetime | None = None, accounts=None, batch_size: int | None = None, log=None
+    *,
+    now: datetime | None = None,
+    accounts=None,
+    batch_size: int | None = None,
+    log=None,
+    progress: Progress | None = None,
 ) -> RetentionRun:
     """Deletes every account's raw rows older than its retention period. Safe to run at any time: what is already
-    gone is not looked for again, and an interrupted run is finished by the next one."""
+    gone is not looked for again, and an interrupted run is finished by the next one. `progress` counts the rows
+    deleted, batch by batch (how many there are is not counted first: that would read them all once more)."""
     started = time.monotonic()
     now = now or timezone.now()
     batch_size = batch_size or settings.RETENTION_BATCH_SIZE
@@ -146,7 +172,7 @@ def retention_run(
             run.skipped.append(account.slug)
             logger.warning("Retention skipped account %s: its report rollups are not complete", account.pk)
             continue
-        retention_account_run(account=account, now=now, upto=upto, batch_size=batch_size, run=run)
+        retention_account_run(account=account, now=now, upto=upto, batch_size=batch_size, run=run, progress=progress)
         run.accounts += 1
         if log:
             log(f"  {account.slug}: raw rows before {retention_horizon(account=account, now=now)[0]} deleted")

@@ -1,4 +1,4 @@
-"""Progress of a long command (seeding, rollups, and later an ingester catch-up, retention or exports).
+"""Progress of a long command (seeding, rollups, retention, and later an ingester catch-up).
 
 On a terminal it is a tqdm bar with the rate and the time left. Anywhere else (a log file, CI, `| tee`, Docker
 logs) a redrawn bar is noise, so it writes a plain line every `interval` seconds with the same figures, and one at

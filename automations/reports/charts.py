@@ -48,21 +48,54 @@ def _day_label(day: date) -> str:
     return f"{day:%b} {day.day}"
 
 
+@dataclass
+class _Plot:
+    """Where a chart draws: the plot area inside its margins, one column per day, and the value at its top."""
+
+    width: int
+    height: int
+    days: int
+    y_max: float
+    left: int = 56
+    right: int = 16
+    top: int = 36
+    bottom: int = 40
+
+    @property
+    def plot_w(self) -> int:
+        return self.width - self.left - self.right
+
+    @property
+    def plot_h(self) -> int:
+        return self.height - self.top - self.bottom
+
+    @property
+    def n(self) -> int:
+        return max(self.days, 1)
+
+    @property
+    def step(self) -> float:
+        return self.plot_w / self.n
+
+    @property
+    def baseline(self) -> int:
+        return self.top + self.plot_h
+
+    def x(self, i: int) -> float:
+        """The middle of day i's column."""
+        return self.left + self.step * (i + 0.5)
+
+    def y(self, value: float) -> float:
+        return self.top + self.plot_h - value / self.y_max * self.plot_h
+
+
 def time_series_chart(
     *, days: list[date], series: list[Series], title: str, width: int = 760, height: int = 280
 ) -> SafeString:
     """A daily chart: bar series side by side, line series on top, a y axis with round ticks, dates on the x axis
     and a legend."""
-    left, right, top, bottom = 56, 16, 36, 40
-    plot_w, plot_h = width - left - right, height - top - bottom
-    n = max(len(days), 1)
-    step = plot_w / n
     ticks = nice_ticks(max((max(s.values, default=0) for s in series), default=0))
-    y_max = ticks[-1] or 1
-
-    def y(value: float) -> float:
-        return top + plot_h - value / y_max * plot_h
-
+    plot = _Plot(width=width, height=height, days=len(days), y_max=ticks[-1] or 1)
     totals = ", ".join(f"{escape(s.name)}: {sum(s.values):,}" for s in series)
     span = f"{_day_label(days[0])} to {_day_label(days[-1])}" if days else "no days"
     parts = [
@@ -70,59 +103,90 @@ def time_series_chart(
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
         f"<desc>{escape(span)}. Totals: {totals}.</desc>",
+        *_axes(plot, days, ticks),
+        *_bars(plot, [s for s in series if s.kind == "bar"]),
+        *_lines(plot, [s for s in series if s.kind == "line"]),
+        *_tooltips(plot, days, series),
+        *_legend(plot, series),
+        "</svg>",
     ]
-    # Grid and y axis labels.
+    return mark_safe("".join(parts))  # noqa: S308 - every text in the parts is escaped, the rest are numbers
+
+
+def _axes(plot: _Plot, days: list[date], ticks: list[float]) -> list[str]:
+    """Grid lines with the y axis labels, dates on the x axis, and the x axis line."""
+    parts = []
     for tick in ticks:
-        ty = y(tick)
+        ty = plot.y(tick)
         parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="{GRID_COLOR}" '
-            f'stroke-width="1"/>'
-            f'<text x="{left - 8}" y="{ty + 4:.1f}" text-anchor="end" font-size="11" fill="{TEXT_COLOR}">'
+            f'<line x1="{plot.left}" x2="{plot.width - plot.right}" y1="{ty:.1f}" y2="{ty:.1f}" '
+            f'stroke="{GRID_COLOR}" stroke-width="1"/>'
+            f'<text x="{plot.left - 8}" y="{ty + 4:.1f}" text-anchor="end" font-size="11" fill="{TEXT_COLOR}">'
             f"{_number(tick)}</text>"
         )
-    # X axis labels: at most about 8, on evenly spaced days.
-    every = max(1, math.ceil(n / 8))
+    # At most about 8 dates, on evenly spaced days.
+    every = max(1, math.ceil(plot.n / 8))
     for i, day in enumerate(days):
         if i % every == 0:
-            cx = left + step * (i + 0.5)
             parts.append(
-                f'<text x="{cx:.1f}" y="{height - bottom + 18}" text-anchor="middle" font-size="11" '
-                f'fill="{TEXT_COLOR}">{escape(_day_label(day))}</text>'
+                f'<text x="{plot.x(i):.1f}" y="{plot.height - plot.bottom + 18}" text-anchor="middle" '
+                f'font-size="11" fill="{TEXT_COLOR}">{escape(_day_label(day))}</text>'
             )
     parts.append(
-        f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="{TEXT_COLOR}"/>'
+        f'<line x1="{plot.left}" x2="{plot.width - plot.right}" y1="{plot.baseline}" y2="{plot.baseline}" '
+        f'stroke="{TEXT_COLOR}"/>'
     )
-    bars = [s for s in series if s.kind == "bar"]
-    bar_w = step * 0.78 / max(len(bars), 1)
+    return parts
+
+
+def _bars(plot: _Plot, bars: list[Series]) -> list[str]:
+    """The bar series side by side in each day's column (a zero draws nothing)."""
+    parts = []
+    bar_w = plot.step * 0.78 / max(len(bars), 1)
     for b, s in enumerate(bars):
         for i, value in enumerate(s.values):
             if value:
-                x = left + step * i + step * 0.11 + b * bar_w
+                x = plot.left + plot.step * i + plot.step * 0.11 + b * bar_w
                 parts.append(
-                    f'<rect class="day-bar" x="{x:.1f}" y="{y(value):.1f}" width="{max(bar_w - 0.5, 0.5):.1f}" '
-                    f'height="{top + plot_h - y(value):.1f}" fill="{s.color}"/>'
+                    f'<rect class="day-bar" x="{x:.1f}" y="{plot.y(value):.1f}" '
+                    f'width="{max(bar_w - 0.5, 0.5):.1f}" height="{plot.baseline - plot.y(value):.1f}" '
+                    f'fill="{s.color}"/>'
                 )
-    for s in series:
-        if s.kind == "line" and s.values:
-            points = " ".join(f"{left + step * (i + 0.5):.1f},{y(v):.1f}" for i, v in enumerate(s.values))
-            parts.append(
-                f'<polyline points="{points}" fill="none" stroke="{s.color}" stroke-width="2.5" '
-                f'stroke-linejoin="round"/>'
-            )
-            if n <= 62:
-                for i, v in enumerate(s.values):
-                    parts.append(
-                        f'<circle cx="{left + step * (i + 0.5):.1f}" cy="{y(v):.1f}" r="2.5" fill="{s.color}"/>'
-                    )
-    # One transparent column per day carrying its tooltip.
+    return parts
+
+
+def _lines(plot: _Plot, lines: list[Series]) -> list[str]:
+    """The line series over the bars, with a dot per day while the days are few enough to tell apart."""
+    parts = []
+    for s in lines:
+        if not s.values:
+            continue
+        points = " ".join(f"{plot.x(i):.1f},{plot.y(v):.1f}" for i, v in enumerate(s.values))
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{s.color}" stroke-width="2.5" stroke-linejoin="round"/>'
+        )
+        if plot.n <= 62:
+            for i, v in enumerate(s.values):
+                parts.append(f'<circle cx="{plot.x(i):.1f}" cy="{plot.y(v):.1f}" r="2.5" fill="{s.color}"/>')
+    return parts
+
+
+def _tooltips(plot: _Plot, days: list[date], series: list[Series]) -> list[str]:
+    """One transparent column per day carrying its figures as a tooltip."""
+    parts = []
     for i, day in enumerate(days):
         tip = f"{_day_label(day)}: " + ", ".join(f"{s.values[i]:,} {escape(s.name.lower())}" for s in series)
         parts.append(
-            f'<rect class="hover" x="{left + step * i:.1f}" y="{top}" width="{step:.1f}" height="{plot_h}" '
-            f'fill="transparent"><title>{tip}</title></rect>'
+            f'<rect class="hover" x="{plot.left + plot.step * i:.1f}" y="{plot.top}" width="{plot.step:.1f}" '
+            f'height="{plot.plot_h}" fill="transparent"><title>{tip}</title></rect>'
         )
-    # Legend.
-    x = left
+    return parts
+
+
+def _legend(plot: _Plot, series: list[Series]) -> list[str]:
+    """A swatch and the name of each series, left to right above the plot."""
+    parts = []
+    x = plot.left
     for s in series:
         swatch = (
             f'<rect x="{x}" y="10" width="12" height="12" rx="2" fill="{s.color}"/>'
@@ -131,8 +195,7 @@ def time_series_chart(
         )
         parts.append(f'{swatch}<text x="{x + 18}" y="20" font-size="12" fill="#1d2433">{escape(s.name)}</text>')
         x += 30 + 7 * len(s.name)
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped, the rest are numbers
+    return parts
 
 
 def sparkline(values: list[int], *, label: str, width: int = 120, height: int = 28) -> SafeString:

@@ -207,6 +207,92 @@ def _sequences_reset(models) -> None:
             )
 
 
+def _tables_lock(models) -> None:
+    """Blocks other writers (not readers) of the tables while the ids taken from them are used, until the
+    transaction ends."""
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute("SET LOCAL session_replication_role = replica")
+
+
+def _tables_analyze(models) -> None:
+    """Fresh statistics, so that the planner knows the new rows (autovacuum would, but only later)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for model in models:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
+# The columns the history writes, per model, in the order its rows are built.
+_COLUMNS = {
+    Contact: ["id", "account_id", "email", "score", "fields", "created_at", "identified_at"],
+    Visitor: ["id", "account_id", "uid", "contact_id", "created_at", "last_seen_at"],
+    Session: [
+        "id",
+        "account_id",
+        "visitor_id",
+        "started_at",
+        "last_seen_at",
+        "landing_url",
+        "referrer",
+        "channel",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+    ],
+    Impression: [
+        "id",
+        "account_id",
+        "session_id",
+        "visitor_id",
+        "url",
+        "title",
+        "referrer",
+        "channel",
+        "occurred_at",
+        "client_id",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+    ],
+    EventRecord: [
+        "id",
+        "account_id",
+        "custom_event_id",
+        "contact_id",
+        "visitor_id",
+        "session_id",
+        "source",
+        "occurred_at",
+        "page_url",
+        "marketing_channel",
+        "marketing_source_id",
+        "marketing_source_name",
+        "metadata",
+        "metadata_dropped",
+        "metadata_bytes",
+        "is_conversion",
+        "attributed_impression_id",
+        "idempotency_key",
+        "created_at",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+    ],
+}
+_MODELS = list(_COLUMNS)
+
+
 # --- Generation -----------------------------------------------------------------------------------------------
 
 
@@ -248,86 +334,10 @@ def demo_history_create(
     if events == 0:
         return result
 
-    models = [Contact, Visitor, Session, Impression, EventRecord]
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Blocks other writers (not readers) while the ids taken below are used.
-            tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
-            with connection.cursor() as cursor:
-                cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
-                cursor.execute("SET LOCAL session_replication_role = replica")
-        ids = {m: _next_id(m) for m in models}
-        writers = {
-            Contact: _Writer(Contact, ["id", "account_id", "email", "score", "fields", "created_at", "identified_at"]),
-            Visitor: _Writer(Visitor, ["id", "account_id", "uid", "contact_id", "created_at", "last_seen_at"]),
-            Session: _Writer(
-                Session,
-                [
-                    "id",
-                    "account_id",
-                    "visitor_id",
-                    "started_at",
-                    "last_seen_at",
-                    "landing_url",
-                    "referrer",
-                    "channel",
-                    "utm_source",
-                    "utm_medium",
-                    "utm_campaign",
-                    "utm_term",
-                    "utm_content",
-                ],
-            ),
-            Impression: _Writer(
-                Impression,
-                [
-                    "id",
-                    "account_id",
-                    "session_id",
-                    "visitor_id",
-                    "url",
-                    "title",
-                    "referrer",
-                    "channel",
-                    "occurred_at",
-                    "client_id",
-                    "utm_source",
-                    "utm_medium",
-                    "utm_campaign",
-                    "utm_term",
-                    "utm_content",
-                ],
-            ),
-            EventRecord: _Writer(
-                EventRecord,
-                [
-                    "id",
-                    "account_id",
-                    "custom_event_id",
-                    "contact_id",
-                    "visitor_id",
-                    "session_id",
-                    "source",
-                    "occurred_at",
-                    "page_url",
-                    "marketing_channel",
-                    "marketing_source_id",
-                    "marketing_source_name",
-                    "metadata",
-                    "metadata_dropped",
-                    "metadata_bytes",
-                    "is_conversion",
-                    "attributed_impression_id",
-                    "idempotency_key",
-                    "created_at",
-                    "utm_source",
-                    "utm_medium",
-                    "utm_campaign",
-                    "utm_term",
-                    "utm_content",
-                ],
-            ),
-        }
+        _tables_lock(_MODELS)
+        ids = {m: _next_id(m) for m in _MODELS}
+        writers = {model: _Writer(model, columns) for model, columns in _COLUMNS.items()}
         generator = _History(
             rnd=rnd,
             account=account,
@@ -340,12 +350,8 @@ def demo_history_create(
             events=events,
         )
         _run_alongside_writes(generator, writers, log, progress)
-        _sequences_reset(models)
-    if connection.vendor == "postgresql":
-        # Fresh statistics, so that the planner knows the new rows (autovacuum would, but only later).
-        with connection.cursor() as cursor:
-            for model in models:
-                cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+        _sequences_reset(_MODELS)
+    _tables_analyze(_MODELS)
     result.contacts = writers[Contact].count
     result.visitors = writers[Visitor].count
     result.sessions = writers[Session].count

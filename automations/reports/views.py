@@ -163,37 +163,11 @@ def event_report(request, pk: int):
     values = filters.values()
     with selectors.report_scope(account=request.account, start=start, end=end) as scope:
         figures = selectors.event_figures(scope=scope, custom_event=event)
-        breakdowns = [
-            {
-                "dimension": dimension,
-                "title": BREAKDOWN_TITLES[dimension],
-                "rows": rows[:TABLE_ROWS_SHOWN],
-                "more": max(len(rows) - TABLE_ROWS_SHOWN, 0),
-            }
-            for dimension in selectors.BREAKDOWN_DIMENSIONS
-            for rows in [selectors.event_breakdown(scope=scope, custom_event=event, dimension=dimension)]
-        ]
+        breakdowns = _event_breakdowns(scope, event)
         attributed_pages = selectors.attributed_by_page(scope=scope, custom_event=event)
         attributed_channels = selectors.attributed_by_channel(scope=scope, custom_event=event)
-        metadata_keys = selectors.event_metadata_keys(scope=scope, custom_event=event)
-        key = values["key"] if values["key"] in metadata_keys else (metadata_keys[0] if metadata_keys else "")
-        metadata_rows = selectors.event_metadata_breakdown(scope=scope, custom_event=event, key=key) if key else []
-        occurrences = list(
-            selectors.event_occurrences(
-                scope=scope,
-                custom_event=event,
-                metadata_key=values["meta_key"],
-                metadata_value=values["meta_value"] or None,
-                before_id=values["before"],
-                limit=selectors.OCCURRENCES_PAGE + 1,
-            )
-        )
-    more_occurrences = len(occurrences) > selectors.OCCURRENCES_PAGE
-    occurrences = occurrences[: selectors.OCCURRENCES_PAGE]
-    for record in occurrences:
-        record.metadata_text = _metadata_text(record)
-    range_query = _range_query(start, end)
-    filter_query = urlencode({k: values[k] for k in ("meta_key", "meta_value") if values[k]})
+        metadata = _event_metadata(scope, event, values["key"])
+        occurrences = _event_occurrences(scope, event, values)
     return render(
         request,
         "automations/reports/event.html",
@@ -219,19 +193,63 @@ def event_report(request, pk: int):
             "attributed_pages": attributed_pages[:TABLE_ROWS_SHOWN],
             "attributed_pages_more": max(len(attributed_pages) - TABLE_ROWS_SHOWN, 0),
             "attributed_channels": attributed_channels,
-            "metadata_keys": metadata_keys,
-            "metadata_key": key,
-            "metadata_rows": metadata_rows[:TABLE_ROWS_SHOWN],
-            "metadata_more": max(len(metadata_rows) - TABLE_ROWS_SHOWN, 0),
-            "occurrences": occurrences,
-            "next_before": occurrences[-1].pk if more_occurrences and occurrences else None,
+            **metadata,
+            **occurrences,
             "values": values,
             "keep": [(k, values[k]) for k in ("key", "meta_key", "meta_value") if values[k]],
-            "range_query": range_query,
-            "filter_query": filter_query,
+            "range_query": _range_query(start, end),
+            "filter_query": urlencode({k: values[k] for k in ("meta_key", "meta_value") if values[k]}),
             "account_tz": request.account.time_zone,
         },
     )
+
+
+def _event_breakdowns(scope, event) -> list[dict]:
+    """One table per breakdown dimension, cut to the rows shown, with how many more there are."""
+    return [
+        {
+            "dimension": dimension,
+            "title": BREAKDOWN_TITLES[dimension],
+            "rows": rows[:TABLE_ROWS_SHOWN],
+            "more": max(len(rows) - TABLE_ROWS_SHOWN, 0),
+        }
+        for dimension in selectors.BREAKDOWN_DIMENSIONS
+        for rows in [selectors.event_breakdown(scope=scope, custom_event=event, dimension=dimension)]
+    ]
+
+
+def _event_metadata(scope, event, requested_key: str) -> dict:
+    """The metadata keys seen in the period and the breakdown by one of them: the requested key when it was
+    seen, else the first."""
+    keys = selectors.event_metadata_keys(scope=scope, custom_event=event)
+    key = requested_key if requested_key in keys else (keys[0] if keys else "")
+    rows = selectors.event_metadata_breakdown(scope=scope, custom_event=event, key=key) if key else []
+    return {
+        "metadata_keys": keys,
+        "metadata_key": key,
+        "metadata_rows": rows[:TABLE_ROWS_SHOWN],
+        "metadata_more": max(len(rows) - TABLE_ROWS_SHOWN, 0),
+    }
+
+
+def _event_occurrences(scope, event, values: dict) -> dict:
+    """One page of occurrences matching the metadata filter, newest first, and where the next page starts."""
+    # One more than a page is read to know whether there is a next page.
+    occurrences = list(
+        selectors.event_occurrences(
+            scope=scope,
+            custom_event=event,
+            metadata_key=values["meta_key"],
+            metadata_value=values["meta_value"] or None,
+            before_id=values["before"],
+            limit=selectors.OCCURRENCES_PAGE + 1,
+        )
+    )
+    more = len(occurrences) > selectors.OCCURRENCES_PAGE
+    occurrences = occurrences[: selectors.OCCURRENCES_PAGE]
+    for record in occurrences:
+        record.metadata_text = _metadata_text(record)
+    return {"occurrences": occurrences, "next_before": occurrences[-1].pk if more and occurrences else None}
 
 
 OCCURRENCE_COLUMNS = [

@@ -11,6 +11,7 @@ from automations.models import ActionRun, ReportDirtyDay, ReportRawHorizon
 from automations.reports import selectors
 from automations.reports.services import report_rollups_update
 from automations.retention import months_before, retention_horizon, retention_run
+from paminga.progress import Progress
 from paminga.services import account_update
 from tests.factories import (
     ActionFactory,
@@ -160,6 +161,32 @@ def test_retention_run_command(account):
     call_command("retention_run", stdout=out)
 
     assert "deleted 3 events, 3 action runs, 3 impressions, 1 visits, 1 debugger entries" in out.getvalue()
+
+
+def test_retention_progress_counts_every_row_deleted(account):
+    # given: a month's retention and a visit 40 days ago
+    account_update(account=account, retention_months=1)
+    build(account, days_ago=40)
+    report_rollups_update(now=later())
+    progress = Progress(stream=io.StringIO(), description="Deleting old raw rows", unit="row")
+
+    # when
+    run = retention_run(now=later(), batch_size=2, progress=progress)
+
+    # then: the rows of every table, as the run counted them
+    assert progress.done == sum(run.deleted.values()) == 11
+
+
+def test_retention_run_command_prints_its_progress(account):
+    account_update(account=account, retention_months=1)
+    build(account, days_ago=40)
+    EventRecord.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    out = io.StringIO()
+
+    call_command("retention_run", stdout=out)
+
+    # Not a terminal: one plain line with the figures at the end.
+    assert "Deleting old raw rows: 11 rows, " in out.getvalue()
 
 
 def test_the_beat_schedule_runs_retention(settings):

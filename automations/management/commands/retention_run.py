@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from automations.retention import retention_run
+from paminga.progress import Progress
 
 
 class Command(BaseCommand):
@@ -10,7 +11,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        run = retention_run(log=self.stdout.write)
+        with Progress(stream=self.stdout, description="Deleting old raw rows", unit="row") as progress:
+            run = retention_run(log=self.stdout.write, progress=progress)
         deleted = ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in run.deleted.items())
         self.stdout.write(
             f"Retention done in {run.seconds:.1f} s ({run.batches} batches, {run.accounts} account(s)): "

@@ -36,6 +36,10 @@ _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpi
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
+class LeaseLost(Exception):
+    """This consumer no longer holds a shard whose entries it is recording."""
+
+
 def _transient(exc: BaseException) -> bool:
     """Whether a database error means "cannot do it now" (unreachable, restarting, a missing table before migrations,
     a deadlock), which waiting cures, rather than "this item is wrong" (its data), which it does not. Good data is
@@ -176,9 +180,18 @@ class Consumer:
             # Done with at once: a batch that waits out a database outage would otherwise dead-letter them again.
             self._ack(bad + gone)
             entries = [entry for entry in entries if entry not in bad and entry not in gone]
+        shards = sorted({shard for shard, _, _ in entries})
         try:
             close_old_connections()
-            ingest(items)
+            ingest(items, before_commit=lambda: self._still_holding(shards))
+        except LeaseLost:
+            # Paused past its leases (a long stop of the process): another consumer has these shards and their
+            # entries now. Recording them here as well could apply an identification after a newer one.
+            logger.warning(
+                "Lost the lease of shards %s before committing; leaving their entries to their holder", shards
+            )
+            self.renewed_at = 0.0
+            return 0
         except Exception as exc:  # noqa: BLE001 - one bad item must not stop the shard: find it
             if _transient(exc):
                 self._database_down(entries, exc)
@@ -191,6 +204,20 @@ class Consumer:
         self._ack(entries)
         self.recorded += len(entries)
         return len(entries)
+
+    def _still_holding(self, shards: list[int]) -> None:
+        """Raises LeaseLost unless this consumer still holds every one of these shards (fencing: checked last before
+        the batch commits)."""
+        pipe = queue.client().pipeline(transaction=False)  # GETs, not MGET: the keys live in other cluster slots
+        for shard in shards:
+            pipe.get(queue.lease_key(shard))
+        holders = pipe.execute() if shards else []
+        lost = [shard for shard, holder in zip(shards, holders, strict=True) if holder != self.name]
+        if lost:
+            for shard in lost:
+                self.owned.discard(shard)
+                self.replay.pop(shard, None)
+            raise LeaseLost(lost)
 
     def _one_by_one(self, items) -> bool:
         for item in items:

@@ -122,18 +122,22 @@ def _idempotency_reused() -> ValidationError:
     )
 
 
-def ingest(items: Sequence[Item], *, accounts: dict[int, Account] | None = None) -> list[Outcome]:
+def ingest(items: Sequence[Item], *, accounts: dict[int, Account] | None = None, before_commit=None) -> list[Outcome]:
     """Records a batch of accepted items in one transaction and returns one Outcome per item, in order.
 
     Every item recorded has a key that the database keeps unique (a beacon hit's id; an API event's idempotency key,
-    or its queue entry's id), so an item delivered again (its consumer died before acknowledging it) is a duplicate
-    and writes nothing twice."""
+    or capture's id of it), so an item delivered again (its consumer died before acknowledging it) is a duplicate
+    and writes nothing twice. `before_commit()`, called last inside the transaction, may raise to undo the batch (the
+    consumer checks there that it still holds the batch's shards)."""
     if not items:
         return []
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                return _Batch(items, accounts=accounts).run()
+                outcomes = _Batch(items, accounts=accounts).run()
+                if before_commit is not None:
+                    before_commit()
+                return outcomes
         except IntegrityError:
             if attempt == ATTEMPTS:
                 raise

@@ -476,8 +476,25 @@ class RedisClusterNodes:
             node_dir = directory / f"node{n}"
             node_dir.mkdir()
             server = RedisServer(node_dir)
+            server.port = self._free_port_with_bus()
             server.extra = ["--cluster-enabled", "yes", "--cluster-config-file", str(node_dir / "nodes.conf")]
             self.servers.append(server)
+
+    @staticmethod
+    def _free_port_with_bus() -> int:
+        """A free port whose cluster bus port (the port + 10,000) is free too, and so below 55,536."""
+        import random
+
+        for _ in range(200):
+            port = random.randint(20000, 45000)
+            try:
+                for candidate in (port, port + 10000):
+                    with socket.socket() as probe:
+                        probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return port
+        raise RuntimeError("no free port pair for a cluster node")
 
     def start(self):
         for server in self.servers:
@@ -548,3 +565,26 @@ def test_with_a_redis_cluster_the_shards_spread_over_its_nodes_and_every_hit_is_
     finally:
         queue.client_reset()
         cluster.stop()
+
+
+def test_a_consumer_paused_past_its_leases_does_not_commit_what_it_read(redis_server, settings):
+    from tracking.consumer import LeaseLost
+    from tracking.items import item_loads
+
+    account = AccountFactory()
+    capture(account=account, items=sequence(account))
+    paused = Consumer(name="paused")
+    paused.leases_refresh(force=True)
+    entries = paused._read()
+    time.sleep(settings.INGEST_LEASE_SECONDS + 0.2)  # its leases lapse while it is stopped
+    successor = Consumer(name="successor")
+    successor.leases_refresh(force=True)
+
+    shards = sorted({shard for shard, _, _ in entries})
+    items = [item_loads(raw, position=(str(shard), entry_id)) for shard, entry_id, raw in entries]
+    with pytest.raises(LeaseLost):
+        ingest(items, before_commit=lambda: paused._still_holding(shards))
+
+    assert not EventRecord.objects.filter(account=account).exists()  # its batch was undone
+    successor.run(until_idle=True, max_seconds=60)
+    assert len(rows_of(account)["events"]) == 8

@@ -16,8 +16,9 @@ that queues a hit costs). Then gunicorn is stopped (it finishes what is in fligh
 this process) drains the queue and its rate is printed, and the database is checked: every hit answered 2xx is
 stored exactly once, and nothing is stored that was not sent. Exit status 1 when a hit was lost or duplicated.
 
-The database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/paminga_tracking) is EMPTIED first:
-give the benchmark a database of its own. Needs wrk (apt-get install wrk) and PostgreSQL.
+The database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/paminga_tracking) is created if
+missing, EMPTIED first and dropped at the end (unless --keep-database): give the benchmark a database of its own.
+Needs wrk (apt-get install wrk), redis-server and PostgreSQL.
 """
 
 import argparse
@@ -55,6 +56,7 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument("--visitors", type=int, default=2000)
     parser.add_argument("--fsync", default="always", choices=["always", "everysec"], help="the queue's appendfsync")
+    parser.add_argument("--keep-database", action="store_true", help="leave the benchmark's database afterwards")
     parser.add_argument("--sweep", action="store_true", help="measure every configuration in SWEEP")
     parser.add_argument(
         "--configs", help="configurations to compare, e.g. sync:2,gthread:2x4 (worker class:workers[xthreads])"
@@ -81,6 +83,7 @@ def start_queue(fsync: str) -> subprocess.Popen:
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory]
     command += ["--appendonly", "yes", "--appendfsync", fsync]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process.directory = directory  # its append-only file: removed with the server (stop_redis)
     os.environ["INGEST_QUEUE_URL"] = f"redis://127.0.0.1:{port}/0"
     import redis
 
@@ -102,6 +105,15 @@ def database_create(database_url: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def database_drop(database_url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    base, name = database_url.replace("postgres://", "postgresql://", 1).rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def django_setup(database_url: str):
@@ -422,6 +434,13 @@ def report(row: dict) -> None:
     )
 
 
+def stop_redis(process: subprocess.Popen) -> None:
+    """Stops the benchmark's redis-server and removes its files."""
+    process.terminate()
+    process.wait(timeout=30)
+    shutil.rmtree(process.directory, ignore_errors=True)
+
+
 def main():
     args = parse_args()
     if not shutil.which("wrk"):
@@ -432,7 +451,12 @@ def main():
     try:
         run_all(args)
     finally:
-        redis_server.terminate()
+        stop_redis(redis_server)
+        if not args.keep_database:
+            from django.db import connections
+
+            connections.close_all()
+            database_drop(args.database_url)
 
 
 def run_all(args):

@@ -21,6 +21,7 @@ postgres://postgres@127.0.0.1:5432/paminga_ingest_bench) is created, and dropped
 import argparse
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -64,6 +65,7 @@ def start_redis(fsync: str) -> tuple[subprocess.Popen, str]:
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory]
     command += ["--appendonly", "yes", "--appendfsync", fsync]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process.directory = directory  # its append-only file: removed with the server (stop_redis)
     for _ in range(100):
         try:
             redis.Redis(port=port).ping()
@@ -283,6 +285,13 @@ def latency(args, account, rate: float) -> None:
     print(f"   {check(account, run, accepted)}")
 
 
+def stop_redis(process: subprocess.Popen) -> None:
+    """Stops the benchmark's redis-server and removes its files."""
+    process.terminate()
+    process.wait(timeout=30)
+    shutil.rmtree(process.directory, ignore_errors=True)
+
+
 def main():
     args = parse_args()
     redis_process, queue_url = start_redis(args.fsync)
@@ -302,7 +311,7 @@ def main():
         burst(args, account, rate)
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (other processes on the machine skew every figure)")
     finally:
-        redis_process.terminate()
+        stop_redis(redis_process)
         if not args.keep_database:
             from django.db import connections
 

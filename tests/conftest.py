@@ -2,7 +2,7 @@ import pytest
 from django.core.cache import cache
 
 from paminga.cache import memo_clear_all
-from tracking.bots import bot_counts_reset
+from tracking.privacy import untracked_counts_reset
 
 from .browser import browser, page  # noqa: F401 - Playwright fixtures for every test module
 from .factories import AccountFactory, MembershipFactory, UserFactory
@@ -23,7 +23,7 @@ def _fast_and_isolated(settings):
     app.conf.task_always_eager = True
     cache.clear()
     memo_clear_all()
-    bot_counts_reset()
+    untracked_counts_reset()
     yield
     app.conf.task_always_eager = eager
     cache.clear()

@@ -10,13 +10,10 @@ and excludes the real browsers that carry bot-like words.
 from functools import lru_cache
 
 from crawlerdetect import CrawlerDetect
-from django.db import DatabaseError
-from django.utils import timezone
 
 from paminga.models import Account
 
 from .models import UntrackedHitCount
-from .privacy import untracked_hit_count
 
 Reason = UntrackedHitCount.Reason
 
@@ -25,16 +22,8 @@ USER_AGENT_MAX_LENGTH = 512
 # A site's visitors share a few hundred distinct user agents, so nearly every hit is a cache hit: the regular
 # expression (about 1,500 alternatives) runs once per user agent and process.
 VERDICT_CACHE_SIZE = 4096
-# Bots may send far more hits than people, and a count written per hit would make a flood of bot hits a flood of
-# database writes. Each process counts the first COUNT_EXACT bot hits per account, reason and day one by one, then
-# writes one in COUNT_SAMPLE with that weight: the debugger's figure is exact for a trickle and within COUNT_SAMPLE
-# per process for a flood.
-COUNT_EXACT = 100
-COUNT_SAMPLE = 10
 
 _detector = CrawlerDetect()
-_seen: dict[tuple[int, str], int] = {}
-_seen_day = None
 
 
 @lru_cache(maxsize=VERDICT_CACHE_SIZE)
@@ -53,30 +42,3 @@ def bot_reason(*, account: Account, user_agent: str, automated: bool) -> str | N
     if user_agent and user_agent_is_bot(user_agent[:USER_AGENT_MAX_LENGTH]):
         return Reason.BOT_USER_AGENT
     return None
-
-
-def bot_hit_count(*, account: Account, reason: str) -> None:
-    """Counts one bot hit in the event debugger, sampled past COUNT_EXACT (see above). A database that cannot be
-    reached costs the count, not the answer."""
-    global _seen_day
-    today = timezone.now().date()
-    if today != _seen_day:
-        _seen.clear()
-        _seen_day = today
-    key = (account.pk, reason)
-    seen = _seen[key] = _seen.get(key, 0) + 1
-    if seen <= COUNT_EXACT:
-        weight = 1
-    elif (seen - COUNT_EXACT) % COUNT_SAMPLE == 0:
-        weight = COUNT_SAMPLE
-    else:
-        return
-    try:
-        untracked_hit_count(account=account, reason=reason, count=weight)
-    except DatabaseError:
-        pass
-
-
-def bot_counts_reset() -> None:
-    """Forgets this process's sampling counters (tests)."""
-    _seen.clear()

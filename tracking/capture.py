@@ -22,11 +22,12 @@ from custom_events.cache import custom_event_get_cached
 from paminga.models import Account
 
 from . import queue
-from .bots import bot_hit_count, bot_reason
+from .bots import bot_reason
 from .hits import Hit, HitError
 from .ingest import Outcome, ingest
 from .items import ApiEvent, Definition, Item
 from .models import RejectedHit
+from .privacy import untracked_hit_note
 from .services import email_normalize, unknown_event_message
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def hit_from_bot(*, account: Account, hit: Hit, user_agent: str) -> bool:
     reason = bot_reason(account=account, user_agent=user_agent, automated=hit.automated)
     if reason is None:
         return False
-    bot_hit_count(account=account, reason=reason)
+    untracked_hit_note(account=account, reason=reason)  # counted like GPC hits, sampled
     return True
 
 

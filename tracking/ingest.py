@@ -209,7 +209,7 @@ class _Batch:
         self.moved_visitors: dict[int, Visitor] = {}
         self.new_impressions: list[Impression] = []
         self.new_events: list[EventRecord] = []
-        self.notes: list[tuple[Account, str, str, str]] = []
+        self.notes: list[tuple[Account, str, str, str, bool]] = []  # (account, reason, message, slug, recorded)
 
     # --- The steps ------------------------------------------------------------------------------------------------
 
@@ -238,7 +238,7 @@ class _Batch:
     def _accounts_load(self) -> None:
         missing = {item.account_id for item in self.items} - self.accounts.keys()
         if missing:
-            self.accounts |= Account.objects.in_bulk(missing)
+            self.accounts |= Account.objects.filter(deleted_at__isnull=True).in_bulk(missing)
         for index, item in self._pending():
             if item.account_id not in self.accounts:  # deleted while its items waited in the queue
                 self.outcomes[index] = Outcome("refused", HitError(Reason.INVALID, "The account no longer exists."))
@@ -416,17 +416,16 @@ class _Batch:
         """The contacts of the API events without a visitor, by email: found with one query per account, the missing
         ones created with one insert, in the order of their emails (so that two batches creating some of the same
         contacts take their locks in the same order); one a concurrent request created first is found."""
-        emails = defaultdict(set)
+        emails: dict[int, dict[str, datetime]] = defaultdict(dict)  # account -> email -> its first event's time
         for _, item in self._pending():
             if isinstance(item, ApiItem) and not item.event.visitor_id:
-                emails[item.account_id].add(item.event.email)
+                emails[item.account_id].setdefault(item.event.email, item.received_at)
         for account_id, wanted in sorted(emails.items()):
             found = {c.email: c for c in Contact.objects.filter(account_id=account_id, email__in=wanted).order_by()}
-            missing = sorted(wanted - found.keys())
+            missing = sorted(wanted.keys() - found.keys())
             if missing:
-                now = min(item.received_at for item in self.items)
                 Contact.objects.bulk_create(
-                    [Contact(account_id=account_id, email=email, identified_at=now) for email in missing],
+                    [Contact(account_id=account_id, email=email, identified_at=wanted[email]) for email in missing],
                     ignore_conflicts=True,
                 )
                 found |= {c.email: c for c in Contact.objects.filter(account_id=account_id, email__in=missing)}

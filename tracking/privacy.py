@@ -1,5 +1,7 @@
 """Visitors who asked not to be tracked: Global Privacy Control (`Sec-GPC: 1`) and, when the account opts in, Do Not
-Track (`DNT: 1`). Their hits are answered and counted, never stored (docs/privacy.md)."""
+Track (`DNT: 1`). Their hits are answered and counted, never stored (docs/privacy.md). Bots' hits are counted the same
+way (tracking.bots), through untracked_hit_note().
+"""
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
@@ -10,6 +12,43 @@ from paminga.models import Account
 from .models import UntrackedHitCount
 
 Reason = UntrackedHitCount.Reason
+
+# Hits that are only counted may come far faster than people's (a crawler, a browser family that sends GPC), and a
+# count written per hit would make them a flood of database writes on the capture path. Each process counts the
+# first COUNT_EXACT such hits per account, reason and day one by one, then writes one in COUNT_SAMPLE with that
+# weight: the debugger's figure is exact for a trickle and within COUNT_SAMPLE per process for a flood.
+COUNT_EXACT = 100
+COUNT_SAMPLE = 10
+
+_seen: dict[tuple[int, str], int] = {}
+_seen_day = None
+
+
+def untracked_hit_note(*, account: Account, reason: str) -> None:
+    """Counts one hit not recorded, sampled past COUNT_EXACT (see above). A database that cannot be reached costs the
+    count, not the answer."""
+    global _seen_day
+    today = timezone.now().date()
+    if today != _seen_day:
+        _seen.clear()
+        _seen_day = today
+    key = (account.pk, reason)
+    seen = _seen[key] = _seen.get(key, 0) + 1
+    if seen <= COUNT_EXACT:
+        weight = 1
+    elif (seen - COUNT_EXACT) % COUNT_SAMPLE == 0:
+        weight = COUNT_SAMPLE
+    else:
+        return
+    try:
+        untracked_hit_count(account=account, reason=reason, count=weight)
+    except DatabaseError:
+        pass
+
+
+def untracked_counts_reset() -> None:
+    """Forgets this process's sampling counters (tests)."""
+    _seen.clear()
 
 
 def untracked_hit_count(*, account: Account, reason: str, count: int = 1) -> None:
@@ -38,10 +77,7 @@ def hit_refused_for_privacy(*, request, account: Account) -> str | None:
     elif account.honour_dnt and request.headers.get("DNT", "").strip() == "1":
         reason = Reason.DNT
     if reason is not None:
-        try:
-            untracked_hit_count(account=account, reason=reason)
-        except DatabaseError:
-            pass  # the database cannot be reached: the hit is still not tracked, only its count is lost
+        untracked_hit_note(account=account, reason=reason)
     return reason
 
 

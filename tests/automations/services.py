@@ -32,6 +32,21 @@ def require_services(*, redis: bool = False, postgresql: bool = False) -> str:
     return redis_url
 
 
+def require_programs(*names: str, hint: str = "") -> list[str]:
+    """The paths of these programs (on the PATH or in /usr/sbin); skips with the reason when one is missing, unless
+    REQUIRE_SERVICES=1 (as in CI), where that is a failure."""
+    import shutil
+
+    found = [shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin") for name in names]
+    missing = [name for name, path in zip(names, found, strict=True) if path is None]
+    if missing:
+        reason = f"needs {', '.join(missing)} on the PATH" + (f" ({hint})" if hint else "")
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
+        pytest.skip(reason)
+    return found
+
+
 def celery_use_broker(url: str | None):
     """Points the project's Celery app at another broker (None: back to in-process tasks). Returns a function
     that restores the previous configuration. Connection pools are dropped so the next publish uses `url`."""

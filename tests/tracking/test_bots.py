@@ -131,11 +131,13 @@ def test_the_verdict_per_user_agent_is_cached_in_the_process(client, account):
 
 
 def test_a_flood_is_counted_exactly_at_first_then_sampled(client, account, monkeypatch):
-    monkeypatch.setattr(bots, "COUNT_EXACT", 3)
-    monkeypatch.setattr(bots, "COUNT_SAMPLE", 5)
+    from tracking import privacy
+
+    monkeypatch.setattr(privacy, "COUNT_EXACT", 3)
+    monkeypatch.setattr(privacy, "COUNT_SAMPLE", 5)
     writes = []
-    original = bots.untracked_hit_count
-    monkeypatch.setattr(bots, "untracked_hit_count", lambda **kw: (writes.append(kw["count"]), original(**kw)))
+    original = privacy.untracked_hit_count
+    monkeypatch.setattr(privacy, "untracked_hit_count", lambda **kw: (writes.append(kw["count"]), original(**kw)))
 
     for n in range(3 + 12):
         post(client, account, hit(n), GOOGLEBOT)

@@ -6,7 +6,6 @@ replaced by what they stand for.
 """
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -16,7 +15,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from automations.models import ActionRun
-from tests.automations.services import require_services
+from tests.automations.services import require_programs
 from tests.factories import AccountFactory, ActionFactory, CustomEventFactory, MarketingSourceFactory
 from tracking import queue
 from tracking.capture import capture
@@ -76,9 +75,7 @@ class RedisServer:
 
 @pytest.fixture
 def redis_server(settings, tmp_path):
-    if shutil.which("redis-server") is None:
-        require_services(redis=True)  # fails under REQUIRE_SERVICES=1, skips with the reason otherwise
-        pytest.skip("needs redis-server on the PATH")
+    require_programs("redis-server", hint="apt-get install -y redis-server")
     server = RedisServer(tmp_path)
     server.start()
     settings.INGEST_QUEUE_URL = server.url
@@ -528,7 +525,7 @@ class RedisClusterNodes:
 
     def stop(self):
         for server in self.servers:
-            if server.process.poll() is None:
+            if server.process is not None and server.process.poll() is None:
                 server.process.terminate()
                 server.process.wait(timeout=10)
 
@@ -536,12 +533,10 @@ class RedisClusterNodes:
 def test_with_a_redis_cluster_the_shards_spread_over_its_nodes_and_every_hit_is_recorded_once(settings, tmp_path):
     import redis
 
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        require_services(redis=True)
-        pytest.skip("needs redis-server and redis-cli on the PATH")
+    require_programs("redis-server", "redis-cli", hint="apt-get install -y redis-server")
     cluster = RedisClusterNodes(tmp_path)
-    cluster.start()
     try:
+        cluster.start()  # inside: a cluster that fails to form still has its servers stopped
         # Any node of the cluster: the client notices cluster mode.
         settings.INGEST_QUEUE_URL = f"redis://127.0.0.1:{cluster.servers[1].port}/0"
         settings.INGEST_SHARDS = 8

@@ -6,8 +6,6 @@ nginx runs as a subprocess of the test, with a generated configuration on free l
 test skips with the reason, unless REQUIRE_SERVICES=1, when it fails (.ci/run installs nginx).
 """
 
-import os
-import shutil
 import socket
 import subprocess
 import time
@@ -17,6 +15,7 @@ import urllib.request
 import pytest
 
 from paminga.services import account_update
+from tests.automations.services import require_programs
 from tests.factories import AccountFactory, CustomEventFactory
 from tracking.models import EventRecord, Impression, RejectedHit, Visitor
 
@@ -61,12 +60,7 @@ http {
 @pytest.fixture(scope="module")
 def nginx() -> str:
     """The nginx binary. Asked for first by the tests, so that they skip before a browser or a server starts."""
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
-    if found is None:
-        reason = "needs nginx, which is not installed (apt-get install -y nginx)"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
-        pytest.skip(reason)
+    (found,) = require_programs("nginx", hint="apt-get install -y nginx")
     return found
 
 

@@ -48,7 +48,10 @@ class ActionRun(models.Model):
     action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="runs")
     # Denormalised from the action so that an event's run log is one index range scan, however many runs exist.
     custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="action_runs")
-    event_record = models.ForeignKey("tracking.EventRecord", on_delete=models.CASCADE, related_name="action_runs")
+    # Not a database constraint: event occurrences are partitioned by month on PostgreSQL (tracking.models).
+    event_record = models.ForeignKey(
+        "tracking.EventRecord", on_delete=models.CASCADE, related_name="action_runs", db_constraint=False
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -62,7 +65,11 @@ class ActionRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["action", "event_record"], name="action_run_unique_per_event")]
+        # The account first in every unique key of the event tables, so that distributing them by account
+        # (docs/scaling.md) needs no change of schema.
+        constraints = [
+            models.UniqueConstraint(fields=["account", "action", "event_record"], name="action_run_unique_per_event")
+        ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="action_run_status"),
             models.Index(fields=["account", "-created_at"], name="action_run_account_recent"),

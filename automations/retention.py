@@ -5,25 +5,32 @@ Report totals of those days stay: the raw rows are deleted only once the rollups
 watermarks), and the account's horizon (ReportRawHorizon) is moved first, so the rollup task never rebuilds a day
 before it from the raw rows that are going away.
 
-The deletes run in small batches, each its own short transaction, found through the (account, time) indexes in
-time order with a keyset (time, id): a batch locks a thousand old rows for milliseconds, so capture, which only
-writes new rows, never waits, and no statement scans what an earlier batch already deleted.
+On PostgreSQL, whole months go first: once every account's period has passed a month, its partitions of the raw
+tables are dropped (tracking.partitions), which is instant and returns the disk. The few rows of that month that
+kept rows still refer to (the page view a later conversion is attributed to, a visit that went on into the next
+month) move into the default partition first, where the row deletes below take them in their time.
+
+The row deletes, for what is left (the months an account's period ends in, and SQLite), run in small batches, each
+its own short transaction, found through the (account, time) indexes in time order with a keyset (time, id): a
+batch locks a thousand old rows for milliseconds, so capture, which only writes new rows, never waits, and no
+statement scans what an earlier batch already deleted.
 """
 
 import calendar
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from paminga.models import Account
 from paminga.progress import Progress
 from tracking.models import EventRecord, Impression, RejectedHit, Session, Visitor
+from tracking.partitions import month_start, partition_detach, partition_months, partition_name, partitioned
 
 from .models import ActionRun, ReportAccountRollup, ReportDirtyDay, ReportRawHorizon, ReportRollupWatermark
 from .privacy import rows_delete
@@ -53,6 +60,7 @@ class RetentionRun:
     batches: int = 0
     accounts: int = 0
     skipped: list[str] = field(default_factory=list)
+    months_dropped: list[date] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -147,6 +155,99 @@ def retention_account_run(
         _batch_done(run, progress, deleted)
 
 
+def _months_droppable(*, accounts, now: datetime, upto: dict[str, int]) -> list[date]:
+    """The months whose partitions may go: past every account's period, and held by the rollups (every row of them
+    at or below the watermarks)."""
+    if not partitioned() or not accounts:
+        return []
+    before = month_start(min(retention_horizon(account=a, now=now)[1] for a in accounts).astimezone(UTC))
+    months = sorted({m for model in _PARTITIONED_ORDER for m in partition_months(model._meta.db_table)})
+    droppable = []
+    for month in (m for m in months if m < before):
+        tables = ((EventRecord, "events"), (Impression, "impressions"), (Session, "sessions"))
+        if all(_partition_max_id(model, month) <= upto.get(name, 0) for model, name in tables):
+            droppable.append(month)
+        else:
+            logger.info("Retention keeps month %s: rows not yet in the rollups", month)
+    return droppable
+
+
+# Dropped in this order: events before what they refer to, and each table's keepers are found among what is left.
+_PARTITIONED_ORDER = (EventRecord, Impression, Session, RejectedHit)
+
+
+def _partition_max_id(model, month: date) -> int:
+    name = partition_name(model._meta.db_table, month)
+    if month not in partition_months(model._meta.db_table):
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(max(id), 0) FROM {connection.ops.quote_name(name)}")
+        return cursor.fetchone()[0]
+
+
+def _month_drop(month: date, *, batch_size: int, run: RetentionRun, progress: Progress | None) -> None:
+    """Drops the month's partitions. The action runs of its events go first, in batches (their table is not
+    partitioned); a page view or visit of the month that a kept row refers to is kept, moved to the default
+    partition."""
+    q = connection.ops.quote_name
+    events = q(EventRecord._meta.db_table)
+    for model in _PARTITIONED_ORDER:
+        if month not in partition_months(model._meta.db_table):
+            continue
+        if model is EventRecord:
+            runs, part = q(ActionRun._meta.db_table), q(partition_name(model._meta.db_table, month))
+            while True:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(
+                        f"DELETE FROM {runs} WHERE id IN (SELECT r.id FROM {runs} r JOIN {part} e "
+                        f"ON e.id = r.event_record_id LIMIT %s)",
+                        [batch_size],
+                    )
+                    deleted = max(cursor.rowcount, 0)
+                if not deleted:
+                    break
+                run.deleted["action_runs"] += deleted
+                _batch_done(run, progress, deleted)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # A table with foreign key checks still deferred in this transaction cannot be dropped: they run now.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            detached = q(partition_detach(model._meta.db_table, month))
+            keep = ""
+            if model is Impression:
+                keep = f"SELECT attributed_impression_id FROM {events} WHERE attributed_impression_id BETWEEN %s AND %s"
+            elif model is Session:
+                keep = (
+                    f"SELECT session_id FROM {q(Impression._meta.db_table)} WHERE session_id BETWEEN %s AND %s "
+                    f"UNION SELECT session_id FROM {events} WHERE session_id BETWEEN %s AND %s"
+                )
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT count(*), min(id), max(id) FROM {detached}")
+                count, low, high = cursor.fetchone()
+                kept = 0
+                if keep and count:
+                    cursor.execute(
+                        f"INSERT INTO {q(model._meta.db_table)} SELECT * FROM {detached} WHERE id IN ({keep})",
+                        [low, high] * keep.count("BETWEEN"),
+                    )
+                    kept = cursor.rowcount
+                cursor.execute(f"DROP TABLE {detached}")
+                if model is Session and count:
+                    # Visitors whose latest visit went: their next hit starts a new one.
+                    sessions = q(Session._meta.db_table)
+                    cursor.execute(
+                        f"UPDATE {q(Visitor._meta.db_table)} SET current_session_id = NULL "
+                        f"WHERE current_session_id BETWEEN %s AND %s "
+                        f"AND NOT EXISTS (SELECT 1 FROM {sessions} s WHERE s.id = current_session_id)",
+                        [low, high],
+                    )
+        name = {EventRecord: "events", Impression: "impressions", Session: "visits"}.get(model, "debugger_entries")
+        run.deleted[name] += count - kept
+        _batch_done(run, progress, count - kept)
+    run.months_dropped.append(month)
+    logger.info("Retention dropped the partitions of %s", month)
+
+
 def retention_run(
     *,
     now: datetime | None = None,
@@ -166,7 +267,11 @@ def retention_run(
     report_rollups_update(now=now)
     rolled = dict(ReportAccountRollup.objects.values_list("account_id", "time_zone"))
     upto = dict(ReportRollupWatermark.objects.values_list("table", "upto_id"))
-    for account in accounts if accounts is not None else Account.objects.order_by("pk"):
+    everyone = list(Account.objects.order_by("pk"))
+    if all(rolled.get(account.pk) == account.time_zone for account in everyone):
+        for month in _months_droppable(accounts=everyone, now=now, upto=upto):
+            _month_drop(month, batch_size=batch_size, run=run, progress=progress)
+    for account in accounts if accounts is not None else everyone:
         if rolled.get(account.pk) != account.time_zone:
             # Its rollups are being rebuilt (a time zone change): deleting now would lose those days' figures.
             run.skipped.append(account.slug)

@@ -169,11 +169,18 @@ def waiting() -> int:
 
 
 def stored(account, run: str) -> tuple[int, int]:
-    from tracking.models import EventRecord, Impression
+    from tracking.models import RecordedKey
 
-    impressions = Impression.objects.filter(account=account, client_id__startswith=f"{run}-").count()
-    events = EventRecord.objects.filter(account=account, idempotency_key__startswith=f"beacon:{run}-").count()
+    impressions = RecordedKey.objects.filter(account=account, key__startswith=f"page:{run}-").count()
+    events = RecordedKey.objects.filter(account=account, key__startswith=f"beacon:{run}-").count()
     return impressions, events
+
+
+def run_records(account, run: str):
+    """The ids of the events recorded for the run's hits."""
+    from tracking.models import RecordedKey
+
+    return RecordedKey.objects.filter(account=account, key__startswith=f"beacon:{run}-").values("record_id")
 
 
 def check(account, run: str, accepted: int) -> str:
@@ -258,13 +265,13 @@ def latency(args, account, rate: float) -> None:
         time.sleep(3)  # both ready
         accepted = paced(account, run, rate / 2, args.latency_seconds, args.visitors)
         deadline = time.monotonic() + 60
-        runs = ActionRun.objects.filter(event_record__idempotency_key__startswith=f"beacon:{run}-")
+        runs = ActionRun.objects.filter(event_record_id__in=run_records(account, run))
         while time.monotonic() < deadline and (waiting() or runs.filter(finished_at__isnull=True).exists()):
             time.sleep(0.5)
     finally:
         stop(process)
         stop(worker)
-    records = EventRecord.objects.filter(account=account, idempotency_key__startswith=f"beacon:{run}-")
+    records = EventRecord.objects.filter(pk__in=run_records(account, run))
     recorded = [(r.created_at - r.occurred_at).total_seconds() for r in records.only("created_at", "occurred_at")]
     finished = [
         (finished_at - occurred_at).total_seconds()

@@ -256,6 +256,14 @@ INGEST_BATCH_SIZE = env.int("INGEST_BATCH_SIZE", default=500)
 INGEST_BATCH_WAIT_MS = env.int("INGEST_BATCH_WAIT_MS", default=100)
 # A consumer holds its shards for this long between renewals; a stopped consumer's shards move after it.
 INGEST_LEASE_SECONDS = env.float("INGEST_LEASE_SECONDS", default=10.0)
+# How long the key of a recorded hit or API event is kept (tracking.models.RecordedKey): a repeat within it is
+# recognised and not recorded again. The beacon gives up on a hit after a day.
+INGEST_KEY_DAYS = env.int("INGEST_KEY_DAYS", default=7)
+# The partition task (tracking.partitions): creates the coming months' partitions ahead and prunes old keys.
+CELERY_BEAT_SCHEDULE["tracking-partitions-maintain"] = {
+    "task": "tracking.tasks.partitions_maintain_task",
+    "schedule": env.float("PARTITIONS_INTERVAL_SECONDS", default=6 * 3600.0),
+}
 
 # --- Privacy: raw data retention (docs/privacy.md) ----------------------------------------------------------------
 # Each account's retention period is its own setting; this is how the periodic job deletes. Rows per batch: each

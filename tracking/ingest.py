@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 
 from custom_events.cache import custom_event_get_cached, custom_events_cache_clear
 from custom_events.metadata_schema import SchemaMode, custom_event_metadata_violations, metadata_violations_message
@@ -46,11 +47,12 @@ from .models import (
     Contact,
     EventRecord,
     Impression,
+    RecordedKey,
     RejectedHit,
     Session,
     Visitor,
 )
-from .rows import rows_insert, rows_select, rows_update, rows_values
+from .rows import rows_insert, rows_select, rows_update
 from .services import (
     clip,
     contact_identify,
@@ -66,9 +68,10 @@ Reason = RejectedHit.Reason
 # A batch that fails on a unique or foreign key (a definition deleted while cached, a concurrent first hit of the same
 # visitor) is tried again from the start, when the reads see the other transaction's rows.
 ATTEMPTS = 3
-# Stored idempotency keys are namespaced by source, so an API key can never collide with a beacon hit id.
+# Recorded keys (RecordedKey) are namespaced by source, so an API key can never collide with a beacon hit id.
 API_KEY_PREFIX = "api:"
 BEACON_KEY_PREFIX = "beacon:"
+PAGE_KEY_PREFIX = "page:"
 QUEUE_KEY_PREFIX = "q:"
 # A fresh hit is stamped with the server's clock at capture, so hits the beacon sends one after another keep their
 # order (an impression, then the event it converts). A hit older than this (a retry) is back-dated by its age,
@@ -83,6 +86,7 @@ class Outcome:
 
     status: str
     error: Exception | None = None
+    # The event recorded; for a duplicate API event, the one recorded before (None once that has been deleted).
     record: EventRecord | None = None
 
 
@@ -160,14 +164,13 @@ def event_record(
     """Records one event for a known contact row through the ingester's writer (fixtures, the demo history, the
     automations benchmark): the same columns, snapshot and action runs as an ingested item.
     Returns (record, created)."""
-    from django.utils import timezone
-
     if custom_event.account_id != account.pk or contact.account_id != account.pk:
         raise ValueError("event_record() across accounts")
     with transaction.atomic():
         if idempotency_key:
-            existing = EventRecord.objects.filter(account=account, idempotency_key=idempotency_key).first()
-            if existing is not None:
+            taken = RecordedKey.objects.filter(account=account, key=idempotency_key).first()
+            existing = taken and EventRecord.objects.filter(account=account, pk=taken.record_id).first()
+            if existing:
                 return existing, False
         batch = _Batch([], accounts={account.pk: account})
         record = batch.event_new(
@@ -177,7 +180,7 @@ def event_record(
             source=source,
             at=occurred_at or timezone.now(),
             metadata=metadata,
-            idempotency_key=idempotency_key,
+            key=idempotency_key,
             **columns,
         )
         batch.flush()
@@ -200,7 +203,8 @@ class _Batch:
         self.latest_before: dict[int, tuple[datetime, int] | None] = {}
         # Per visit: the batch's impressions so far, in order.
         self.batch_impressions: dict[int, list[Impression]] = defaultdict(list)
-        self.keys_taken: dict[tuple[int, str], EventRecord] = {}
+        # (account, key) -> the event recorded under it (None: a beacon event's, or one deleted since).
+        self.keys_taken: dict[tuple[int, str], EventRecord | None] = {}
         self.repeats: dict[int, int] = {}  # item index -> the earlier item of the batch with the same API key
         self.ids_taken: set[tuple[int, str]] = set()
         # What the next flush writes.
@@ -209,6 +213,7 @@ class _Batch:
         self.moved_visitors: dict[int, Visitor] = {}
         self.new_impressions: list[Impression] = []
         self.new_events: list[EventRecord] = []
+        self.new_keys: list[tuple[int, str, Impression | EventRecord]] = []  # (account, key, the row recorded)
         self.notes: list[tuple[Account, str, str, str, bool]] = []  # (account, reason, message, slug, recorded)
 
     # --- The steps ------------------------------------------------------------------------------------------------
@@ -290,27 +295,26 @@ class _Batch:
                 self._refuse(index, item, error)
 
     def _repeats_load(self) -> None:
-        """The hit ids and idempotency keys of the batch that are already recorded (one query per table and
-        account)."""
-        client_ids, keys = defaultdict(set), defaultdict(set)
+        """The keys of the batch's items that are already recorded (one query per account), and the events recorded
+        under the API keys among them."""
+        keys = defaultdict(set)
         for _, item in self._pending():
-            if isinstance(item, HitItem):
-                if item.hit.type == "impression":
-                    client_ids[item.account_id].add(item.hit.id)
-                elif item.hit.type == "event":
-                    keys[item.account_id].add(BEACON_KEY_PREFIX + item.hit.id)
-            elif _api_key(item):
-                keys[item.account_id].add(_api_key(item))
-        for account_id, ids in client_ids.items():
-            taken = rows_values(Impression, "client_id", account_id=account_id, client_id=ids)
-            self.ids_taken |= {(account_id, client_id) for client_id in taken}
+            key = _item_key(item)
+            if key:
+                keys[item.account_id].add(key)
         for account_id, wanted in keys.items():
-            # Most keys are new: one light query finds the few taken, and only those are loaded.
-            taken = rows_values(EventRecord, "idempotency_key", account_id=account_id, idempotency_key=wanted)
-            if taken:
-                records = EventRecord.objects.filter(account_id=account_id, idempotency_key__in=taken)
-                for record in records.select_related("contact"):
-                    self.keys_taken[(account_id, record.idempotency_key)] = record
+            # Most keys are new: one light query finds the few taken, and only their events are loaded.
+            taken = dict(
+                RecordedKey.objects.filter(account_id=account_id, key__in=wanted).values_list("key", "record_id")
+            )
+            pages = {key for key in taken if key.startswith(PAGE_KEY_PREFIX)}
+            self.ids_taken |= {(account_id, key) for key in pages}
+            ids = {record_id for key, record_id in taken.items() if record_id and key not in pages}
+            records = EventRecord.objects.filter(account_id=account_id, pk__in=ids).select_related("contact")
+            records = records.in_bulk() if ids else {}
+            for key, record_id in taken.items():
+                if key not in pages:
+                    self.keys_taken[(account_id, key)] = records.get(record_id)
 
     def _repeats_resolve(self) -> None:
         """Answers, in order, the items recorded before (their hit id or key is taken, before or earlier in this
@@ -325,7 +329,7 @@ class _Batch:
             if item.hit.type == "identify":
                 continue
             if item.hit.type == "impression":
-                key = (item.account_id, item.hit.id)
+                key = (item.account_id, PAGE_KEY_PREFIX + item.hit.id)
                 taken = key in self.ids_taken
                 self.ids_taken.add(key)
             else:
@@ -357,7 +361,11 @@ class _Batch:
         definition = self.definitions[index]
         if key in self.keys_taken:
             earlier = self.keys_taken[key]
-            same = earlier.custom_event_id == definition.pk and (earlier.contact.email or "") == item.event.email
+            # An event deleted since (its definition, or by retention) can no longer be compared: its key still
+            # says it was recorded.
+            same = earlier is None or (
+                earlier.custom_event_id == definition.pk and (earlier.contact.email or "") == item.event.email
+            )
             if same:
                 self.outcomes[index] = Outcome("duplicate", record=earlier)
         elif key in first_with_key:
@@ -481,10 +489,10 @@ class _Batch:
                 referrer=clip(hit.referrer, URL_MAX_LENGTH),
                 channel=session.channel,
                 occurred_at=at,
-                client_id=hit.id,
                 **utm,
             )
             self.new_impressions.append(impression)
+            self.new_keys.append((account.pk, PAGE_KEY_PREFIX + hit.id, impression))
             self.batch_impressions[id(session)].append(impression)
         else:
             metadata = hit.metadata
@@ -504,7 +512,7 @@ class _Batch:
                 marketing_channel=session.channel,
                 metadata=metadata,
                 metadata_dropped_bytes=hit.metadata_dropped_bytes,
-                idempotency_key=BEACON_KEY_PREFIX + hit.id,
+                key=BEACON_KEY_PREFIX + hit.id,
             )
             if record.metadata_dropped:
                 self.notes.append(
@@ -588,7 +596,7 @@ class _Batch:
             # Capture refused metadata that breaks an enforced schema; this notes `warn`, and the schema a definition
             # got while the event waited in the queue.
             metadata=self._metadata_schema_check(account, self.definitions[index], event.slug, event.metadata),
-            idempotency_key=key,
+            key=key,
         )
         self.outcomes[index] = Outcome("recorded", record=record)
 
@@ -679,7 +687,7 @@ class _Batch:
         marketing_source_name: str = "",
         metadata=None,
         metadata_dropped_bytes: int | None = None,
-        idempotency_key: str | None = None,
+        key: str | None = None,
         counts_as_conversion: bool | None = None,
     ) -> EventRecord:
         """One occurrence's row, queued for the next flush: the conversion flag snapshotted (editing the definition
@@ -706,7 +714,6 @@ class _Batch:
             metadata_bytes=prepared.size,
             # The snapshot: the definition's flag when the event fired (given by capture), or as it is now.
             is_conversion=custom_event.counts_as_conversion if counts_as_conversion is None else counts_as_conversion,
-            idempotency_key=idempotency_key or None,
             **{field: clip(utm.get(field), UTM_MAX_LENGTH) for field in UTM_FIELDS},
         )
         if record.is_conversion and session is not None:
@@ -716,6 +723,8 @@ class _Batch:
             else:
                 record.attributed_impression_id = attributed
         self.new_events.append(record)
+        if key:
+            self.new_keys.append((account.pk, key, record))
         return record
 
     # --- Writing --------------------------------------------------------------------------------------------------
@@ -730,16 +739,35 @@ class _Batch:
         if self.new_events:
             rows_insert(self.new_events)
             hooks.events_recorded(event_records=self.new_events)  # their action runs (automations)
+        if self.new_keys:
+            now = timezone.now()
+            rows_insert(
+                [
+                    RecordedKey(account_id=account_id, key=key, record_id=row and row.pk, created_at=now)
+                    for account_id, key, row in self.new_keys
+                ]
+            )
         rows_update(list(self.moved_sessions.values()), ["last_seen_at"])
         rows_update(list(self.moved_visitors.values()), ["current_session", "last_seen_at"])
         for account, reason, message, slug, recorded in self.notes:
             rejected_hit_record(account=account, reason=reason, message=message, slug=slug, recorded=recorded)
-        self.new_sessions, self.new_impressions, self.new_events, self.notes = [], [], [], []
+        self.new_sessions, self.new_impressions, self.new_events, self.new_keys, self.notes = [], [], [], [], []
         self.moved_sessions, self.moved_visitors = {}, {}
 
 
 def _timeout(account: Account) -> timedelta:
     return timedelta(minutes=account.session_timeout_minutes)
+
+
+def _item_key(item: Item) -> str | None:
+    """The key an item is recorded under (None: an identify hit, recorded whenever it comes)."""
+    if isinstance(item, ApiItem):
+        return _api_key(item)
+    if item.hit.type == "impression":
+        return PAGE_KEY_PREFIX + item.hit.id
+    if item.hit.type == "event":
+        return BEACON_KEY_PREFIX + item.hit.id
+    return None
 
 
 def _api_key(item: ApiItem) -> str | None:

@@ -1,4 +1,12 @@
-"""What the beacon and the API record: contacts, visitors, visits, page views and custom event occurrences."""
+"""What the beacon and the API record: contacts, visitors, visits, page views and custom event occurrences.
+
+On PostgreSQL the raw tables (visits, page views, event occurrences, event debugger entries) are partitioned by
+month on their time (tracking.partitions): their primary keys there are (id, time), so a foreign key that points
+at one of them is not a database constraint (`db_constraint=False`; PostgreSQL can only refer to a whole primary
+key). The ORM deletes and nulls those references as before, and retention drops whole months (docs/scaling.md).
+The keys that make every recorded hit unique live in RecordedKey, outside the months, so a hit re-sent across a
+month boundary is still recorded once.
+"""
 
 from django.db import models
 from django.db.models.functions import Lower
@@ -115,7 +123,13 @@ class Visitor(models.Model):
     last_seen_at = models.DateTimeField()
     # The latest visit, read together with the visitor in one query on every hit.
     current_session = models.ForeignKey(
-        "Session", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+        "Session",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
 
     class Meta:
@@ -154,24 +168,17 @@ class Impression(UtmFields):
     """A page view recorded by the beacon (on load and on single-page-app navigation)."""
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="impressions", db_index=False)
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="impressions", db_index=False)
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="impressions", db_index=False, db_constraint=False
+    )
     visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="impressions")
     url = models.CharField(max_length=URL_MAX_LENGTH)
     title = models.CharField(max_length=500, blank=True)
     referrer = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
     channel = models.CharField(max_length=32, choices=MarketingChannel.choices, default=MarketingChannel.UNKNOWN)
     occurred_at = models.DateTimeField()
-    # The beacon's id for this hit: a retried hit is stored once.
-    client_id = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["account", "client_id"],
-                condition=models.Q(client_id__isnull=False),
-                name="impression_unique_client_id",
-            )
-        ]
         indexes = [
             models.Index(fields=["session", "-occurred_at"], name="impression_session_recent"),
             models.Index(fields=["account", "occurred_at"], name="impression_account_time"),
@@ -199,7 +206,13 @@ class EventRecord(UtmFields):
         Visitor, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records", db_index=False
     )
     session = models.ForeignKey(
-        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records", db_index=False
+        Session,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="event_records",
+        db_index=False,
+        db_constraint=False,
     )
     source = models.CharField(max_length=8, choices=Source.choices)
     occurred_at = models.DateTimeField()
@@ -227,20 +240,12 @@ class EventRecord(UtmFields):
         on_delete=models.SET_NULL,
         related_name="attributed_conversions",
         db_index=False,
+        db_constraint=False,
     )
-    # The beacon's hit id or the API's idempotency key, namespaced by source: recorded at most once.
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["account", "idempotency_key"],
-                condition=models.Q(idempotency_key__isnull=False),
-                name="event_record_unique_idempotency_key",
-            )
-        ]
         indexes = [
             models.Index(fields=["account", "custom_event", "occurred_at"], name="event_record_event_time"),
             models.Index(fields=["account", "occurred_at"], name="event_record_account_time"),
@@ -316,3 +321,22 @@ class UntrackedHitCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason} on {self.day}: {self.count}"
+
+
+class RecordedKey(models.Model):
+    """The key of every recorded hit and API event, unique per account: a page view's hit id, a beacon event's hit
+    id, an API event's idempotency key (or capture's id of it). An item delivered or sent again finds its key and is
+    not recorded twice. Kept for INGEST_KEY_DAYS (the beacon gives up on a hit after a day), then deleted in one
+    statement by the partition task: the raw tables hold no key, which keeps them small and lets their months be
+    dropped whole."""
+
+    pk = models.CompositePrimaryKey("account", "key")
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
+    key = models.CharField(max_length=200)
+    # The row recorded under the key: the page view (keys `page:...`) or the event occurrence. An API call repeated
+    # with its key is answered as the event it recorded.
+    record_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.key

@@ -74,14 +74,15 @@ def _execute(query: str, params: list, *, fetch: bool = False, binary: bool = Tr
 
 
 def rows_insert(objs: list[Model]) -> None:
-    """Inserts unsaved instances of one model and sets their primary keys, in order."""
+    """Inserts unsaved instances of one model and sets their primary keys (generated ones), in order."""
     if not objs:
         return
     model = type(objs[0])
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objs)
         return
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    generated = model._meta.auto_field
+    fields = [field for field in model._meta.concrete_fields if field is not generated]
     key = (model, "insert")
     query = _sql.get(key)
     if query is None:
@@ -89,16 +90,19 @@ def rows_insert(objs: list[Model]) -> None:
         arrays = ", ".join(f"CAST(%b AS {_array_type(field)})" for field in fields)
         query = _sql[key] = (
             f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
-            f"SELECT * FROM unnest({arrays}) RETURNING {_quote(model._meta.pk.column)}"
+            f"SELECT * FROM unnest({arrays})" + (f" RETURNING {_quote(generated.column)}" if generated else "")
         )
     for obj in objs:
         # Foreign keys to rows saved since the instance was built (a new visit, an impression just inserted).
         obj._prepare_related_fields_for_save(operation_name="rows_insert")
     db = connections[DEFAULT_DB_ALIAS]  # not the proxy: each attribute read through it is a context-local lookup
     columns = [[_prepared(field, obj, db) for obj in objs] for field in fields]
-    ids = [row[0] for row in _execute(query, columns, fetch=True)]
-    for obj, pk in zip(objs, ids, strict=True):
-        obj.pk = pk
+    if generated is None:
+        _execute(query, columns)
+    else:
+        for obj, (pk,) in zip(objs, _execute(query, columns, fetch=True), strict=True):
+            obj.pk = pk
+    for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
 
@@ -164,21 +168,6 @@ def rows_select(model: type[Model], *, lock: bool = False, **filters) -> list[Mo
                 values[i] = convert(values[i], field, connection)
         instances.append(model.from_db(connection.alias, None, values))
     return instances
-
-
-def rows_values(model: type[Model], column: str, **filters) -> list:
-    """The values of one column of the rows matching the filters (as rows_select), without building instances."""
-    if connection.vendor != "postgresql":
-        lookups = {f"{name}__in" if isinstance(value, list | set) else name: value for name, value in filters.items()}
-        return list(model.objects.filter(**lookups).values_list(column, flat=True))
-    key = (model, "values", column, _shape(filters))
-    query = _sql.get(key)
-    if query is None:
-        query = _sql[key] = (
-            f"SELECT {_quote(model._meta.get_field(column).column)} FROM {_quote(model._meta.db_table)} "
-            f"WHERE {_where(model, filters)}"
-        )
-    return [row[0] for row in _execute(query, _params(filters), fetch=True, binary=False)]
 
 
 def _shape(filters: dict) -> tuple:

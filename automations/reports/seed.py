@@ -32,6 +32,7 @@ from custom_events.services import custom_event_create
 from paminga.models import Account
 from paminga.progress import Progress
 from tracking.models import Contact, EventRecord, Impression, Session, Visitor
+from tracking.partitions import partitions_ensure
 
 SITE = "https://www.example.com"
 PAGES = [
@@ -256,7 +257,6 @@ _COLUMNS = {
         "referrer",
         "channel",
         "occurred_at",
-        "client_id",
         "utm_source",
         "utm_medium",
         "utm_campaign",
@@ -281,7 +281,6 @@ _COLUMNS = {
         "metadata_bytes",
         "is_conversion",
         "attributed_impression_id",
-        "idempotency_key",
         "created_at",
         "utm_source",
         "utm_medium",
@@ -334,6 +333,8 @@ def demo_history_create(
     if events == 0:
         return result
 
+    # Each month its own partition (PostgreSQL), rather than the default partition that takes rows of months without.
+    partitions_ensure(first_day - timedelta(days=1), end)
     with transaction.atomic():
         _tables_lock(_MODELS)
         ids = {m: _next_id(m) for m in _MODELS}
@@ -550,7 +551,6 @@ class _History:
                 size,
                 conversion,
                 impression if conversion else None,
-                None,
                 at + timedelta(milliseconds=self.rnd.randrange(5, 900)),
                 *utm,
             ),
@@ -602,7 +602,6 @@ class _History:
                     referrer if i == 0 else SITE + "/",
                     channel,
                     at,
-                    None,
                     *(utm if i == 0 else ("", "", "", "", "")),
                 ),
             )

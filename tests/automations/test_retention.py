@@ -1,7 +1,7 @@
 """Raw data retention (automations.retention): old raw rows go in batches, report totals of their days stay."""
 
 import io
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -13,6 +13,7 @@ from automations.reports.services import report_rollups_update
 from automations.retention import months_before, retention_horizon, retention_run
 from paminga.progress import Progress
 from paminga.services import account_update
+from tests.automations.services import require_services
 from tests.factories import (
     ActionFactory,
     ActionRunFactory,
@@ -24,6 +25,7 @@ from tests.factories import (
     VisitorFactory,
 )
 from tracking.models import EventRecord, Impression, RejectedHit, Session
+from tracking.partitions import month_start, partition_months, partitions_ensure
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +195,61 @@ def test_the_beat_schedule_runs_retention(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["privacy-retention-run"]
     assert entry["task"] == "automations.tasks.retention_run_task"
     assert "report-rollups-update" in settings.CELERY_BEAT_SCHEDULE
+
+
+def test_whole_months_past_every_accounts_period_are_dropped_keeping_what_kept_rows_refer_to(account, other_account):
+    # given: months with partitions of their own; a month's retention here, 25 months in the other account; a visit
+    # 100 days ago in each; and here a visit begun on the last evening of a month that ended before any account's
+    # horizon, with a conversion 3 days ago attributed to its page view
+    require_services(postgresql=True)
+    now = timezone.now()
+    partitions_ensure(now - timedelta(days=130), now)
+    account_update(account=account, retention_months=1)
+    account_update(account=other_account, retention_months=25)
+    mine, theirs = build(account, days_ago=100), build(other_account, days_ago=100)
+    last_evening = datetime.combine(
+        month_start(retention_horizon(account=account, now=now)[1]) - timedelta(days=1), time(20), tzinfo=UTC
+    )
+    visitor = VisitorFactory(account=account)
+    visit = SessionFactory(visitor=visitor, started_at=last_evening, last_seen_at=now - timedelta(days=3))
+    page_view = ImpressionFactory(session=visit, occurred_at=last_evening)
+    conversion = EventRecordFactory(
+        custom_event=mine,
+        contact=visitor.contact,
+        visitor=visitor,
+        session=visit,
+        occurred_at=now - timedelta(days=3),
+        attributed_impression=page_view,
+    )
+    visitor.current_session = visit
+    visitor.save()
+    old_month = month_start(EventRecord.objects.filter(custom_event=theirs).first().occurred_at)
+    today = now.date()
+    report_rollups_update(now=later())
+    before = totals(other_account, today - timedelta(days=130), today)
+
+    # when: the other account still keeps that month
+    run = retention_run(now=later())
+
+    # then: no month is dropped; this account's old rows go row by row, the other's stay
+    assert run.months_dropped == []
+    assert EventRecord.objects.filter(custom_event=mine).count() == 1
+    assert EventRecord.objects.filter(custom_event=theirs).count() == 3
+    assert old_month in partition_months("tracking_eventrecord")
+
+    # when: the other account keeps a month too
+    account_update(account=other_account, retention_months=1)
+    run = retention_run(now=later())
+
+    # then: every month before both horizons is dropped whole; the other account's old rows are gone with it, and
+    # the page view and visit the kept conversion refers to stay, as does every report total
+    assert old_month in run.months_dropped and last_evening.date().replace(day=1) in run.months_dropped
+    assert old_month not in partition_months("tracking_eventrecord")
+    assert not EventRecord.objects.filter(custom_event=theirs).exists()
+    assert run.deleted["events"] == 3 and run.deleted["action_runs"] == 3 and run.deleted["impressions"] == 3
+    assert list(EventRecord.objects.filter(account=account)) == [conversion]
+    assert Impression.objects.get(account=account) == page_view
+    assert Session.objects.get(account=account) == visit
+    visitor.refresh_from_db()
+    assert visitor.current_session_id == visit.pk
+    assert totals(other_account, today - timedelta(days=130), today) == before

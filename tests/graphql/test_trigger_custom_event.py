@@ -5,6 +5,7 @@ import pytest
 from automations.models import ActionRun
 from custom_events.models import MarketingChannel
 from tests.factories import ActionFactory, ContactFactory, CustomEventFactory, MarketingSourceFactory
+from tests.keys import row_key
 from tracking.models import Contact, EventRecord
 
 from .utils import error_of
@@ -90,7 +91,7 @@ def test_every_input_field_round_trips_into_the_record(gql, account, event):
     assert (record.marketing_source, record.marketing_source_name) == (source, "partner newsletter")
     assert record.metadata == metadata
     assert (record.metadata_dropped, record.metadata_bytes) == (False, len(json.dumps(metadata, separators=(",", ":"))))
-    assert record.idempotency_key == "api:order-1234"
+    assert row_key(record) == "api:order-1234"
     assert record.contact.email == "contact@example.com"
 
 

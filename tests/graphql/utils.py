@@ -32,6 +32,7 @@ def error_of(answer: dict) -> dict:
 def event_record_row(e) -> tuple:
     """Everything an event record holds, with database ids replaced by what they stand for: two paths that record
     the same events give the same rows."""
+    from tests.keys import row_key
     from tracking.models import UTM_FIELDS
 
     return (
@@ -51,6 +52,6 @@ def event_record_row(e) -> tuple:
         e.metadata_bytes,
         e.is_conversion,
         e.attributed_impression_id,
-        e.idempotency_key,
+        row_key(e),
         *(getattr(e, name) for name in UTM_FIELDS),
     )

@@ -7,6 +7,7 @@ import pytest
 
 from custom_events.services import custom_event_update
 from tests.factories import CustomEventFactory
+from tests.keys import impression_by_hit, recorded_by_key
 from tracking.hits import Hit
 from tracking.ingest import HIT_CLOCK_TOLERANCE, hit_occurred_at, ingest
 from tracking.items import HitItem
@@ -29,13 +30,13 @@ def send(account, *, at: datetime, **fields) -> None:
 def page_view(account, *, at: datetime, url: str, uid: str = "visitor-0001") -> Impression:
     hit_id = f"imp-{at.timestamp():.0f}-{url[-8:]}".replace("/", "_").replace("?", "_").replace("=", "_")
     send(account, at=at, type="impression", id=hit_id[:64], visitor=uid, url=url)
-    return Impression.objects.get(client_id=hit_id[:64])
+    return impression_by_hit(hit_id[:64])
 
 
 def fire(account, slug: str, *, at: datetime, uid: str = "visitor-0001", hit_id: str | None = None) -> EventRecord:
     hit_id = hit_id or f"evt-{at.timestamp():.0f}"
     send(account, at=at, type="event", id=hit_id, visitor=uid, url="https://acme.test/x", slug=slug)
-    return EventRecord.objects.get(idempotency_key=f"beacon:{hit_id}")
+    return recorded_by_key(EventRecord, f"beacon:{hit_id}")
 
 
 @pytest.fixture

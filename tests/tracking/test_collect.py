@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from automations.models import ActionRun
 from tests.factories import ActionFactory, ContactFactory, CustomEventFactory
+from tests.keys import hit_id, row_key
 from tracking.hits import BODY_MAX_BYTES
 from tracking.links import contact_token_make
 from tracking.models import Contact, EventRecord, Impression, RejectedHit, Session, Visitor
@@ -53,7 +54,7 @@ def test_impression_records_visitor_anonymous_contact_visit_and_page_view(client
     assert response.status_code == 200 and response.json() == {"status": "recorded", "id": "imp-0000001"}
     assert counts() == {**dict.fromkeys(counts(), 0), "Contact": 1, "Visitor": 1, "Session": 1, "Impression": 1}
     page_view = Impression.objects.get()
-    assert (page_view.url, page_view.title, page_view.referrer, page_view.client_id) == (
+    assert (page_view.url, page_view.title, page_view.referrer, hit_id(page_view)) == (
         url,
         "Home",
         "https://mail.google.com/",
@@ -81,7 +82,7 @@ def test_event_records_everything_the_issue_lists(client, account):
     assert record.marketing_channel == "PAID_SEARCH"
     assert record.metadata == {"planTier": "enterprise", "seats": 12} and not record.metadata_dropped
     assert record.is_conversion and record.attributed_impression == Impression.objects.get()
-    assert record.idempotency_key == "beacon:evt-0000001"
+    assert row_key(record) == "beacon:evt-0000001"
     assert abs(record.occurred_at - timezone.now()) < timedelta(seconds=5)
     assert RejectedHit.objects.count() == 0
 
@@ -328,7 +329,7 @@ def test_deleted_event_slug_is_refused(client, account):
 
     assert response.status_code == 422 and response.json()["code"] == "UNKNOWN_EVENT"
     # Only the first hit was recorded (its removal runs in the background, after commit).
-    assert list(EventRecord.objects.values_list("idempotency_key", flat=True)) == ["beacon:evt-first01"]
+    assert [row_key(record) for record in EventRecord.objects.all()] == ["beacon:evt-first01"]
 
 
 def test_body_over_the_cap_is_413(client, account):

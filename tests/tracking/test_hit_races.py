@@ -17,6 +17,7 @@ from django.db import connections, transaction
 from custom_events.models import CustomEvent
 from tests.automations.services import require_services
 from tests.factories import AccountFactory, CustomEventFactory
+from tests.keys import impression_by_hit
 from tracking.hits import Hit
 from tracking.ingest import ingest
 from tracking.items import HitItem
@@ -151,11 +152,7 @@ def test_two_hits_after_a_timeout_start_one_visit():
     assert statuses == ("recorded", "recorded")
     visits = list(Session.objects.filter(account=account).order_by("started_at"))
     assert len(visits) == 2 and visits[1].utm_source == "newsletter"
-    assert set(
-        Impression.objects.filter(account=account, client_id__in=["imp-0000002", "imp-0000003"]).values_list(
-            "session_id", flat=True
-        )
-    ) == {visits[1].pk}
+    assert set(impression_by_hit(hit_id).session_id for hit_id in ["imp-0000002", "imp-0000003"]) == {visits[1].pk}
     assert Visitor.objects.get(account=account).current_session_id == visits[1].pk
 
 

@@ -17,6 +17,7 @@ from django.db import OperationalError, connection
 from automations.models import ActionRun
 from tests.automations.services import require_programs
 from tests.factories import AccountFactory, ActionFactory, CustomEventFactory, MarketingSourceFactory
+from tests.keys import hit_id, row_key
 from tracking import queue
 from tracking.capture import capture
 from tracking.consumer import Consumer
@@ -134,7 +135,7 @@ def ordered(rows) -> list:
 
 def rows_of(account) -> dict:
     """Everything recorded for the account, as comparable values."""
-    impressions = {i.pk: i.client_id for i in Impression.objects.filter(account=account)}
+    impressions = {i.pk: hit_id(i) for i in Impression.objects.filter(account=account)}
     sessions = {s.pk: n for n, s in enumerate(Session.objects.filter(account=account).order_by("started_at", "pk"))}
     return {
         "contacts": ordered(
@@ -149,7 +150,7 @@ def rows_of(account) -> dict:
             for s in Session.objects.filter(account=account).select_related("visitor").order_by("started_at", "pk")
         ],
         "impressions": ordered(
-            (i.client_id, i.visitor.uid, sessions[i.session_id], i.url, i.channel, i.occurred_at, *i.utm.values())
+            (hit_id(i), i.visitor.uid, sessions[i.session_id], i.url, i.channel, i.occurred_at, *i.utm.values())
             for i in Impression.objects.filter(account=account).select_related("visitor")
         ),
         "events": ordered(
@@ -170,7 +171,7 @@ def rows_of(account) -> dict:
                 e.is_conversion,
                 impressions.get(e.attributed_impression_id),
                 # The queue gives API events without a key of their own their entry's id (not the caller's key).
-                e.idempotency_key if not (e.idempotency_key or "").startswith("q:") else None,
+                row_key(e) if not (row_key(e) or "").startswith("q:") else None,
                 *(getattr(e, name) for name in UTM_FIELDS),
             )
             for e in EventRecord.objects.filter(account=account).select_related(
@@ -321,7 +322,7 @@ def test_outages_capture_keeps_answering_and_every_accepted_hit_is_stored_once(c
 
     assert answers == [202, 200, 202, 202]
     assert both_down.status_code == 503 and both_down["Retry-After"] == "5"
-    assert sorted(Impression.objects.filter(account=account).values_list("client_id", flat=True)) == [
+    assert sorted(hit_id(i) for i in Impression.objects.filter(account=account)) == [
         f"imp-{n:07d}" for n in (1, 2, 3, 4)
     ]
 

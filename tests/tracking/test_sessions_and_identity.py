@@ -4,10 +4,11 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import ContactFactory, CustomEventFactory
+from tests.keys import impression_by_hit
 from tracking.hits import Hit
 from tracking.ingest import event_record, ingest
 from tracking.items import HitItem
-from tracking.models import Contact, ContactTag, EventRecord, Impression, Session, Visitor
+from tracking.models import Contact, ContactTag, EventRecord, Session, Visitor
 from tracking.services import contact_identify
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,7 @@ def visit_of(account, *, at, uid: str = "v-1", url: str = "https://acme.test/") 
     hit = Hit(type="impression", id=f"imp-{uid}-{at.timestamp():.0f}", visitor=uid, url=url)
     (outcome,) = ingest([HitItem(account_id=account.pk, received_at=at, hit=hit)])
     assert outcome.status == "recorded"
-    return Impression.objects.get(client_id=hit.id).session
+    return impression_by_hit(hit.id).session
 
 
 def visitor_of(account, *, uid: str = "v-1") -> Visitor:

@@ -52,7 +52,7 @@ from .models import (
     Session,
     Visitor,
 )
-from .rows import rows_insert, rows_select, rows_update
+from .rows import rows_insert, rows_select, rows_update, rows_values
 from .services import (
     clip,
     contact_identify,
@@ -304,9 +304,7 @@ class _Batch:
                 keys[item.account_id].add(key)
         for account_id, wanted in keys.items():
             # Most keys are new: one light query finds the few taken, and only their events are loaded.
-            taken = dict(
-                RecordedKey.objects.filter(account_id=account_id, key__in=wanted).values_list("key", "record_id")
-            )
+            taken = dict(rows_values(RecordedKey, "key", "record_id", account_id=account_id, key=wanted))
             pages = {key for key in taken if key.startswith(PAGE_KEY_PREFIX)}
             self.ids_taken |= {(account_id, key) for key in pages}
             ids = {record_id for key, record_id in taken.items() if record_id and key not in pages}

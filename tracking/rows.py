@@ -170,6 +170,19 @@ def rows_select(model: type[Model], *, lock: bool = False, **filters) -> list[Mo
     return instances
 
 
+def rows_values(model: type[Model], *columns: str, **filters) -> list[tuple]:
+    """Tuples of these columns of the rows matching the filters (as rows_select), without building instances."""
+    if connection.vendor != "postgresql":
+        lookups = {f"{name}__in" if isinstance(value, list | set) else name: value for name, value in filters.items()}
+        return list(model.objects.filter(**lookups).values_list(*columns))
+    key = (model, "values", columns, _shape(filters))
+    query = _sql.get(key)
+    if query is None:
+        names = ", ".join(_quote(model._meta.get_field(column).column) for column in columns)
+        query = _sql[key] = f"SELECT {names} FROM {_quote(model._meta.db_table)} WHERE {_where(model, filters)}"
+    return [tuple(row) for row in _execute(query, _params(filters), fetch=True, binary=False)]
+
+
 def _shape(filters: dict) -> tuple:
     return tuple((name, isinstance(value, list | set)) for name, value in filters.items())
 

@@ -9,14 +9,17 @@ batches, each its own short transaction:
     DELETE FROM t WHERE id IN (SELECT id FROM t WHERE <owned by the thing> LIMIT n)
 
 found through an index that leads with what owns the rows, so a batch locks n rows for milliseconds and capture,
-reports and the API keep their latency. Dependent rows go first (action runs, then event records, then the rest),
-and the thing's own row last, when only the few rows written meanwhile are left for Django's cascade.
+reports and the API keep their latency. After each batch the task rests in proportion to the batch's time
+(BACKGROUND_DELETE_REST_RATIO), so that it never takes more than its share of the machine's cores and disk.
+Dependent rows go first (action runs, then event records, then the rest), and the thing's own row last, when only
+the few rows written meanwhile are left for Django's cascade.
 
 A task that dies (a deploy, a time limit) is harmless: what is gone is not looked for again, and the next attempt
 (Celery's retry, or `manage.py background_deletes_run`) carries on.
 """
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -201,6 +204,7 @@ def background_delete_run(*, job_id: int, batch_size: int | None = None) -> Back
         job.save(update_fields=["rows_total", "status", "updated_at"])
     for step in _steps(job):
         while True:
+            started = time.monotonic()
             with transaction.atomic():
                 done = step.run(size)
                 if done:
@@ -209,6 +213,7 @@ def background_delete_run(*, job_id: int, batch_size: int | None = None) -> Back
                     )
             if not done:
                 break
+            time.sleep((time.monotonic() - started) * settings.BACKGROUND_DELETE_REST_RATIO)
     with transaction.atomic():
         _target_delete(job)
         BackgroundDelete.objects.filter(pk=job.pk).update(

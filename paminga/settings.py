@@ -222,6 +222,9 @@ CELERY_IMPORTS = ["automations.reports.tasks"]
 # Deletes of custom events, marketing sources and accounts run in the background (automations/deletes.py), this
 # many rows per statement and transaction: each batch holds its row locks for a few milliseconds.
 BACKGROUND_DELETE_BATCH_SIZE = env.int("BACKGROUND_DELETE_BATCH_SIZE", default=2000)
+# After each batch the task rests this many times as long as the batch took (1: at most half of one core and of the
+# database's time), so that capture, reports and the API keep their latency while a large delete runs.
+BACKGROUND_DELETE_REST_RATIO = env.float("BACKGROUND_DELETE_REST_RATIO", default=1.0)
 CELERY_BEAT_SCHEDULE["background-deletes-resume"] = {
     "task": "automations.tasks.background_deletes_resume_task",
     "schedule": 600.0,

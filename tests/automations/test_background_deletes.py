@@ -126,6 +126,30 @@ def test_deleting_a_definition_answers_at_once_and_the_task_removes_every_row(
     assert background_delete_run(job_id=job.pk).status == "done"
 
 
+def test_the_task_rests_after_each_batch_in_proportion_to_its_time(account, settings, monkeypatch):
+    # given: a definition with 600 records, batches of 100, and a rest twice as long as each batch
+    settings.BACKGROUND_DELETE_BATCH_SIZE = 100
+    settings.BACKGROUND_DELETE_REST_RATIO = 2.0
+    doomed, _kept = owned_history(account)
+    ticks = iter(range(0, 10_000, 3))  # each reading of the clock 3 s after the previous one
+    monkeypatch.setattr("automations.deletes.time.monotonic", lambda: next(ticks))
+    rests = []
+    monkeypatch.setattr("automations.deletes.time.sleep", rests.append)
+    doomed.deleted_at = timezone.now()
+    doomed.save(update_fields=["deleted_at"])
+    job = BackgroundDelete.objects.create(
+        kind="custom_event", target_id=doomed.pk, account_pk=account.pk, label=doomed.name
+    )
+
+    # when
+    done = background_delete_run(job_id=job.pk)
+
+    # then: one rest after every batch that deleted rows, twice its 3 s
+    assert done.status == "done" and done.batches >= 7
+    assert rests == [6] * done.batches
+    assert not EventRecord.objects.filter(custom_event_id=doomed.pk).exists()
+
+
 def test_the_graphql_delete_hides_the_definition_and_schedules_the_task(
     client, account, django_capture_on_commit_callbacks
 ):

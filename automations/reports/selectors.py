@@ -614,7 +614,7 @@ def event_occurrences_pages(
     fields: Sequence,
     metadata_key: str = "",
     metadata_value: str | None = None,
-    page_size: int = EXPORT_PAGE,
+    page_size: int | None = None,
 ) -> Iterator[list[tuple]]:
     """All of the event's occurrences in the range (as event_occurrences_all), newest first, as pages of rows: the
     values of `fields` (field paths or expressions, as values_list takes them), then the occurrence's time (as
@@ -629,6 +629,7 @@ def event_occurrences_pages(
     qs = event_occurrences_all(
         scope=scope, custom_event=custom_event, metadata_key=metadata_key, metadata_value=metadata_value
     ).values_list(*fields, Cast("occurred_at", TextField()), "pk")
+    page_size = page_size or EXPORT_PAGE
     connection = connections[scope.database]
     after = None
     while True:

@@ -41,6 +41,10 @@ OCCURRENCE_COLUMNS = {
 }
 
 
+# json.dumps with these options builds an encoder on every call: one, made once, is faster on millions of rows.
+_json_text = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -63,7 +67,7 @@ def csv_cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        value = _json_text(value)
     return csv_text(str(value))
 
 
@@ -106,7 +110,8 @@ def export_selection(model, paths: Sequence[str]) -> list:
 def _column_cells(field: models.Field, tz: ZoneInfo) -> Callable:
     """How a column's values, as read (export_selection), become cells: csv_cell's, of the value the field holds."""
     if isinstance(field, models.DateTimeField):
-        return lambda text: csv_text(instant_from_text(text).astimezone(tz).isoformat())  # the account's time
+        # In the account's time zone.
+        return lambda text: "" if text is None else csv_text(instant_from_text(text).astimezone(tz).isoformat())
     if isinstance(field, models.JSONField):
         return lambda text: "" if text is None else csv_cell(json.loads(text))
     if isinstance(field, models.CharField | models.TextField):

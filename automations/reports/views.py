@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from custom_events.selectors import custom_event_get_or_404
 from paminga.accounts import account_required
+from tracking.models import EventRecord
 
 from . import selectors
 from .charts import CONVERSIONS_COLOR, FIRES_COLOR, Series, sparkline, time_series_chart
-from .exports import csv_response
+from .exports import OCCURRENCE_COLUMNS, csv_response, csv_rows_response, export_selection
 from .forms import OccurrenceFilterForm, OverviewSortForm, ReportRangeForm
 
 BREAKDOWN_TITLES = {
@@ -252,48 +253,6 @@ def _event_occurrences(scope, event, values: dict) -> dict:
     return {"occurrences": occurrences, "next_before": occurrences[-1].pk if more and occurrences else None}
 
 
-OCCURRENCE_COLUMNS = [
-    "occurred_at",
-    "contact_email",
-    "contact_id",
-    "visitor",
-    "source",
-    "page_url",
-    "marketing_channel",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "is_conversion",
-    "attributed_impression_id",
-    "metadata",
-    "metadata_dropped",
-]
-
-
-def _occurrence_row(record, tz) -> list:
-    r = record
-    return [
-        r.occurred_at.astimezone(tz).isoformat(),
-        r.contact.email or "",
-        r.contact_id,
-        r.visitor.uid if r.visitor else "",
-        r.source,
-        r.page_url,
-        r.marketing_channel,
-        r.utm_source,
-        r.utm_medium,
-        r.utm_campaign,
-        r.utm_term,
-        r.utm_content,
-        r.is_conversion,
-        r.attributed_impression_id,
-        r.metadata,
-        r.metadata_dropped,
-    ]
-
-
 def _event_table(scope, event, table: str, values: dict) -> tuple[list[str], list] | None:
     """The header and rows of one of the report's tables, None for an unknown table name."""
     if table == "daily":
@@ -340,16 +299,15 @@ def event_report_csv(request, pk: int, table: str):
             if found is None:
                 raise Http404("No such table.")
             return csv_response(name, *found)
-        records = selectors.event_occurrences_all(
+        pages = selectors.event_occurrences_pages(
             scope=scope,
             custom_event=event,
+            fields=export_selection(EventRecord, list(OCCURRENCE_COLUMNS.values())),
             metadata_key=values["meta_key"],
             metadata_value=values["meta_value"] or None,
         )
-    # Streamed after the scope closes, as before: the rows are read in chunks while the response is written.
-    tz = request.account.tzinfo
-    rows = (_occurrence_row(r, tz) for r in records.iterator(chunk_size=2000))
-    return csv_response(name, OCCURRENCE_COLUMNS, rows)
+    # Read page by page while the response is written, after the scope closed (each page is its own statement).
+    return csv_rows_response(name, columns=OCCURRENCE_COLUMNS, chunks=pages, tz=request.account.tzinfo)
 
 
 # --- Account conversions ----------------------------------------------------------------------------------------

@@ -544,9 +544,12 @@ def run_sizes(args) -> None:
             assert response.status_code == 200, response.status_code
             chunks = nbytes = 0
             cut = False
+            first_row = None
             for chunk in response.streaming_content:  # one chunk a row, after the byte-order mark and the header
                 chunks += 1
                 nbytes += len(chunk)
+                if chunks == 3:
+                    first_row = time.perf_counter() - started
                 if chunks % 10_000 == 0 and time.perf_counter() - started > EXPORT_SECONDS:
                     cut = True
                     break
@@ -555,7 +558,8 @@ def run_sizes(args) -> None:
             rows = max(chunks - 2, 0)
             print(
                 f"\nOccurrences CSV export, 365 days, {slug} ({counts[slug]:,} occurrences): {rows:,} rows, "
-                f"{nbytes / 2**20:,.0f} MiB in {seconds:.1f} s: {rows / seconds:,.0f} rows/s"
+                f"{nbytes / 2**20:,.0f} MiB in {seconds:.1f} s: {rows / seconds:,.0f} rows/s; the first row after "
+                f"{first_row or 0:.1f} s, then {(rows - 1) / max(seconds - (first_row or 0), 0.001):,.0f} rows/s"
                 + (f" (read for {EXPORT_SECONDS} s, not to the end)" if cut else ""),
                 flush=True,
             )

@@ -3,6 +3,7 @@ once. On a PostgreSQL database of its own, created and dropped by the script (lo
 
     .venv/bin/python bench/scale_bench.py                          # 1M events beside 100k and an empty account
     .venv/bin/python bench/scale_bench.py --events 300000 --small 30000 --keep   # smaller; keep the database
+    .venv/bin/python bench/scale_bench.py --sizes 5000000,20000000   # one account growing through sizes
     SCALE_BENCH_SERVER=postgres://postgres@127.0.0.1:5432 ...      # the server (default: that one)
 
 Three accounts in America/New_York: an empty one (the baseline), a small and a big one, each written by the
@@ -17,11 +18,21 @@ queries, template), after two warm-up requests:
   account's events, and the background task's duration, with capture and the overview measured while it runs.
 
 Ratios are printed against the empty account and the small one.
+
+With --sizes, one big account grows through the sizes instead (the empty account beside it as the baseline): it
+is written to the first size, measured, then more events are added (another random seed per chunk) up to the next
+size, and measured again. At each size: every report page (overview, an event report, the conversions page and the
+GraphQL report query, 30 and 365 days) with ratios to the empty account and to the first size; a rollup run after
+NEW_EVENTS new events and a full rebuild of the big account's rollups (`reports_rollup --rebuild`); bytes per
+recorded event (after VACUUM ANALYZE: the database, and heap and indexes of each table, partitions summed under
+their parent); rows/s of the 365-day occurrences CSV export of the biggest event. At the last size only (it
+destroys data), the delete of the definition owning about a tenth of the events, with capture's p99 during it.
 """
 
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -37,6 +48,8 @@ SERVER = os.environ.get("SCALE_BENCH_SERVER", "postgres://postgres@127.0.0.1:543
 DATABASE = f"scale_bench_{os.getpid()}"
 ROUNDS = 11
 NEW_EVENTS = 300
+QUIET_HITS = 300  # capture hits measured before the background delete, for its p99
+EXPORT_SECONDS = 30  # the export is read for at most this long (rows/s over what was read)
 TIME_ZONE = "America/New_York"
 
 
@@ -52,10 +65,25 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="Events of the big account.")
     parser.add_argument("--small", type=int, default=100_000, help="Events of the small account.")
     parser.add_argument("--keep", action="store_true", help="Keep the database (prints its name).")
+    parser.add_argument(
+        "--sizes", help="One account growing through these sizes, e.g. 5000000,20000000 (instead of three accounts)."
+    )
+    parser.add_argument(
+        "--vacuum", action="store_true", help="With --sizes: VACUUM ANALYZE the whole database before the bytes."
+    )
+    parser.add_argument("--rounds", type=int, help=f"Rounds per page (default: {ROUNDS}, 7 with --sizes).")
     args = parser.parse_args()
+    if args.sizes:
+        args.sizes = [int(n) for n in args.sizes.split(",")]
+        if args.sizes != sorted(set(args.sizes)) or args.sizes[0] < 1:
+            sys.exit("--sizes: increasing positive numbers of events.")
+    args.rounds = args.rounds or (7 if args.sizes else ROUNDS)
     host = urlsplit(SERVER).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit(f"Loopback only: {host} is not this machine.")
+    # A kill (SIGTERM, SIGHUP) unwinds like Ctrl-C, so that the database is dropped in any case.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler)
     admin_sql(f'CREATE DATABASE "{DATABASE}"')
     try:
         os.environ["DATABASE_URL"] = f"{SERVER}/{DATABASE}"
@@ -71,7 +99,7 @@ def main() -> None:
         import django
 
         django.setup()
-        run(args)
+        run_sizes(args) if args.sizes else run(args)
     finally:
         from django.db import connections
 
@@ -82,127 +110,54 @@ def main() -> None:
             admin_sql(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
-def run(args) -> None:
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
+def client_for(account):
+    """A logged-in member's test client, the account chosen."""
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
 
-    from automations.deletes import background_delete_run
-    from automations.reports.seed import demo_definitions_ensure, demo_history_create
-    from automations.reports.selectors import report_default_range
-    from automations.reports.services import report_days_invalidate, report_rollups_update
-    from paminga.services import account_create, api_key_create, membership_create, user_get_or_create
+    from paminga.services import membership_create, user_get_or_create
+
+    user = user_get_or_create(email=f"bench@{account.slug}.example")
+    membership_create(account=account, user=user)
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session["current_account_id"] = account.pk
+    session.save()
+    return client
+
+
+def p99(times: list[float]) -> float:
+    return statistics.quantiles(times, n=100, method="inclusive")[98] if len(times) > 1 else times[0]
+
+
+def event_counts(account) -> dict[str, int]:
+    """Recorded occurrences per definition slug (one grouped count)."""
+    from django.db.models import Count
+
     from tracking.models import EventRecord
 
-    settings.ALLOWED_HOSTS = ["*"]
-    call_command("migrate", verbosity=0)
+    rows = EventRecord.objects.filter(account=account).values("custom_event__slug").annotate(n=Count("id"))
+    return {r["custom_event__slug"]: r["n"] for r in rows if r["custom_event__slug"]}
 
-    def account_for(slug, events):
-        account = account_create(name=slug, slug=slug, time_zone=TIME_ZONE, domains=["bench.example"])
-        demo_definitions_ensure(account=account)
-        if events:
-            started = time.monotonic()
-            demo_history_create(account=account, events=events, days=365)
-            print(f"  {slug}: {events:,} events written in {time.monotonic() - started:.0f} s", flush=True)
-        return account
 
-    print(f"Database {DATABASE}: writing the accounts")
-    empty = account_for("bench-empty", 0)
-    small = account_for("bench-small", args.small)
-    big = account_for("bench-big", args.events)
-    started = time.monotonic()
-    report_rollups_update(now=timezone.now() + timedelta(minutes=2))
-    print(f"  first rollup of the three accounts: {time.monotonic() - started:.0f} s")
+def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = None) -> None:
+    """Deletes the definition owning about a tenth of the account's events through GraphQL, then runs the
+    background task while capture hits and the 30-day overview are measured; capture's p99 against QUIET_HITS
+    hits measured before it."""
+    from django.test import Client
 
-    def client_for(account):
-        user = user_get_or_create(email=f"bench@{account.slug}.example")
-        membership_create(account=account, user=user)
-        client = Client()
-        client.force_login(user)
-        session = client.session
-        session["current_account_id"] = account.pk
-        session.save()
-        return client
-
-    def urls(account):
-        event = account.custom_events.get(slug="watched-product-video")
-        today = report_default_range(account=account)[1]
-        result = {}
-        for days in (30, 365):
-            span = f"?start={today - timedelta(days=days - 1)}&end={today}"
-            result[f"overview, {days} days"] = f"/automations/custom-events/{span}"
-            result[f"event report, {days} days"] = f"/automations/custom-events/{event.pk}/report/{span}"
-        return result
-
-    def measure(client, url, n=5):
-        for _ in range(2):
-            assert client.get(url).status_code == 200, url
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            assert client.get(url).status_code == 200
-            times.append((time.perf_counter() - t) * 1000)
-        return statistics.median(times), max(times)
-
-    print(f"\nReport pages (median / slowest of {ROUNDS}, ms; × = ratio of medians; q = queries per page)")
-    sizes = f"{f'{args.small:,} events':>20}{f'{args.events:,} events':>20}"
-    print(f"{'page':<24}{'empty':>16}{sizes}{'big ÷ empty':>13}{'big ÷ small':>13}{'q':>8}")
-    accounts = [(empty, client_for(empty)), (small, client_for(small)), (big, client_for(big))]
-    for name in urls(empty):
-        times = {account.slug: [] for account, _client in accounts}
-        queries = {}
-        for account, client in accounts:  # warm-up
-            for _ in range(2):
-                assert client.get(urls(account)[name]).status_code == 200
-        # Rounds across the three accounts, so that load from elsewhere on the machine falls on all of them alike.
-        for _ in range(ROUNDS):
-            for account, client in accounts:
-                with CaptureQueriesContext(connection) as captured:
-                    t = time.perf_counter()
-                    assert client.get(urls(account)[name]).status_code == 200
-                    times[account.slug].append((time.perf_counter() - t) * 1000)
-                queries[account.slug] = len(captured.captured_queries)
-        e, s_, b = ((statistics.median(times[a]), max(times[a])) for a in ("bench-empty", "bench-small", "bench-big"))
-        q = "/".join(str(queries[a]) for a in ("bench-empty", "bench-small", "bench-big"))
-        print(
-            f"{name:<24}{e[0]:>8.1f} / {e[1]:>5.0f}{s_[0]:>12.1f} / {s_[1]:>5.0f}{b[0]:>12.1f} / {b[1]:>5.0f}"
-            f"{b[0] / e[0]:>12.2f}×{b[0] / s_[0]:>12.2f}×{q:>10}"
-        )
-
-    print(f"\nRollup runs ({NEW_EVENTS:,} new events written into today, as a few minutes of busy traffic)")
-    for _ in range(2):  # the first also recounts the previous window: the whole first rollup
-        started = time.monotonic()
-        report_rollups_update(now=timezone.now() + timedelta(minutes=2))
-        idle_ms = (time.monotonic() - started) * 1000
-    print(f"  a run with nothing new: {idle_ms:.0f} ms")
-    for account in (small, big):
-        demo_history_create(account=account, events=NEW_EVENTS, days=1, random_seed=2)
-        started = time.monotonic()
-        folded = report_rollups_update(now=timezone.now() + timedelta(minutes=2))
-        fold_ms = (time.monotonic() - started) * 1000
-        today = report_default_range(account=account)[1]
-        report_days_invalidate(account=account, days=[today, today - timedelta(days=1)])
-        started = time.monotonic()
-        rebuilt = report_rollups_update(now=timezone.now() + timedelta(minutes=2))
-        rebuild_ms = (time.monotonic() - started) * 1000
-        print(
-            f"  {account.slug}: folding the new rows {fold_ms:.0f} ms ({folded.rows_folded:,} rows, "
-            f"{folded.days_rebuilt} days rebuilt); rebuilding today and yesterday from all their rows (the "
-            f"previous way) {rebuild_ms:.0f} ms ({rebuilt.days_rebuilt} days): ×{rebuild_ms / max(fold_ms, 0.1):.1f}"
-        )
+    from automations import tasks
+    from automations.deletes import background_delete_run
+    from paminga.services import api_key_create
+    from tracking.models import EventRecord
 
     print("\nDeleting the definition owning about a tenth of the big account's events")
-    counts = {e.slug: EventRecord.objects.filter(account=big, custom_event=e).count() for e in big.custom_events.all()}
+    counts = counts or event_counts(big)
     total = sum(counts.values())
     slug = min(counts, key=lambda s: abs(counts[s] - total / 10))
     print(f"  {slug}: {counts[slug]:,} of {total:,} events")
-    secret = api_key_create(account=big, name="bench")[1]
+    secret = api_key_create(account=big, name="bench-delete")[1]
     queued = []
-    from automations import tasks
-
     tasks.background_delete_task.delay = lambda job_id: queued.append(job_id)  # a worker runs it, not the request
     api = Client()
     started = time.perf_counter()
@@ -217,7 +172,6 @@ def run(args) -> None:
     print(f"  delete_custom_event answered in {answer_ms:.0f} ms")
 
     browser = client_for(big)
-    overview = urls(big)["overview, 30 days"]
     video_slug = "watched-product-video" if slug != "watched-product-video" else "requested-demo"
     hit_times, page_times, done = [], [], threading.Event()
     result = {}
@@ -256,14 +210,22 @@ def run(args) -> None:
         assert response.status_code in (200, 202), response.content
         return (time.perf_counter() - t) * 1000
 
-    idle_hits = [hit() for _ in range(20)]
-    idle_page = measure(browser, overview, 5)
+    for _ in range(5):  # warm-up
+        hit()
+    idle_hits = [hit() for _ in range(QUIET_HITS)]
+    for _ in range(2):
+        browser.get(overview_url)
+    idle_pages = []
+    for _ in range(5):
+        t = time.perf_counter()
+        browser.get(overview_url)
+        idle_pages.append((time.perf_counter() - t) * 1000)
     thread = threading.Thread(target=task)
     thread.start()
     while not done.is_set():
         hit_times.append(hit())
         t = time.perf_counter()
-        browser.get(overview)
+        browser.get(overview_url)
         page_times.append((time.perf_counter() - t) * 1000)
     thread.join()
     job = result["job"]
@@ -271,16 +233,341 @@ def run(args) -> None:
         f"  the background task removed {job.rows_done:,} rows in {job.batches:,} batches in {result['seconds']:.1f} s "
         f"({job.rows_done / max(result['seconds'], 0.001):,.0f} rows/s)"
     )
+    # The same number of hits on each side where the task allowed it: the first QUIET_HITS hits during the task.
+    during = hit_times[:QUIET_HITS]
     print(
-        f"  capture while it ran: median {statistics.median(hit_times):.1f} ms, slowest {max(hit_times):.0f} ms "
-        f"({len(hit_times)} hits; idle: median {statistics.median(idle_hits):.1f} ms)"
+        f"  capture while it ran: median {statistics.median(hit_times):.1f} ms, p99 {p99(hit_times):.1f} ms, slowest "
+        f"{max(hit_times):.0f} ms ({len(hit_times)} hits; p99 of its first {len(during)}: {p99(during):.1f} ms)"
+    )
+    print(
+        f"  capture before it (quiet, {len(idle_hits)} hits): median {statistics.median(idle_hits):.1f} ms, p99 "
+        f"{p99(idle_hits):.1f} ms, slowest {max(idle_hits):.0f} ms; p99 during ÷ quiet: "
+        f"{p99(hit_times) / p99(idle_hits):.2f}×"
     )
     print(
         f"  overview (30 days) while it ran: median {statistics.median(page_times):.1f} ms, slowest "
-        f"{max(page_times):.0f} ms (idle: median {idle_page[0]:.1f} ms)"
+        f"{max(page_times):.0f} ms (quiet: median {statistics.median(idle_pages):.1f} ms)"
     )
     left = EventRecord.objects.filter(account=big, custom_event__slug=slug).count()
     print(f"  rows of it left: {left}")
+
+
+def run(args) -> None:
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from automations.reports.seed import demo_definitions_ensure, demo_history_create
+    from automations.reports.selectors import report_default_range
+    from automations.reports.services import report_days_invalidate, report_rollups_update
+    from paminga.services import account_create
+
+    settings.ALLOWED_HOSTS = ["*"]
+    call_command("migrate", verbosity=0)
+
+    def account_for(slug, events):
+        account = account_create(name=slug, slug=slug, time_zone=TIME_ZONE, domains=["bench.example"])
+        demo_definitions_ensure(account=account)
+        if events:
+            started = time.monotonic()
+            demo_history_create(account=account, events=events, days=365)
+            print(f"  {slug}: {events:,} events written in {time.monotonic() - started:.0f} s", flush=True)
+        return account
+
+    print(f"Database {DATABASE}: writing the accounts")
+    empty = account_for("bench-empty", 0)
+    small = account_for("bench-small", args.small)
+    big = account_for("bench-big", args.events)
+    started = time.monotonic()
+    report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+    print(f"  first rollup of the three accounts: {time.monotonic() - started:.0f} s")
+
+    def urls(account):
+        event = account.custom_events.get(slug="watched-product-video")
+        today = report_default_range(account=account)[1]
+        result = {}
+        for days in (30, 365):
+            span = f"?start={today - timedelta(days=days - 1)}&end={today}"
+            result[f"overview, {days} days"] = f"/automations/custom-events/{span}"
+            result[f"event report, {days} days"] = f"/automations/custom-events/{event.pk}/report/{span}"
+        return result
+
+    print(f"\nReport pages (median / slowest of {args.rounds}, ms; × = ratio of medians; q = queries per page)")
+    sizes = f"{f'{args.small:,} events':>20}{f'{args.events:,} events':>20}"
+    print(f"{'page':<24}{'empty':>16}{sizes}{'big ÷ empty':>13}{'big ÷ small':>13}{'q':>8}")
+    accounts = [(empty, client_for(empty)), (small, client_for(small)), (big, client_for(big))]
+    for name in urls(empty):
+        times = {account.slug: [] for account, _client in accounts}
+        queries = {}
+        for account, client in accounts:  # warm-up
+            for _ in range(2):
+                assert client.get(urls(account)[name]).status_code == 200
+        # Rounds across the three accounts, so that load from elsewhere on the machine falls on all of them alike.
+        for _ in range(args.rounds):
+            for account, client in accounts:
+                with CaptureQueriesContext(connection) as captured:
+                    t = time.perf_counter()
+                    assert client.get(urls(account)[name]).status_code == 200
+                    times[account.slug].append((time.perf_counter() - t) * 1000)
+                queries[account.slug] = len(captured.captured_queries)
+        e, s_, b = ((statistics.median(times[a]), max(times[a])) for a in ("bench-empty", "bench-small", "bench-big"))
+        q = "/".join(str(queries[a]) for a in ("bench-empty", "bench-small", "bench-big"))
+        print(
+            f"{name:<24}{e[0]:>8.1f} / {e[1]:>5.0f}{s_[0]:>12.1f} / {s_[1]:>5.0f}{b[0]:>12.1f} / {b[1]:>5.0f}"
+            f"{b[0] / e[0]:>12.2f}×{b[0] / s_[0]:>12.2f}×{q:>10}"
+        )
+
+    print(f"\nRollup runs ({NEW_EVENTS:,} new events written into today, as a few minutes of busy traffic)")
+    for _ in range(2):  # the first also recounts the previous window: the whole first rollup
+        started = time.monotonic()
+        report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+        idle_ms = (time.monotonic() - started) * 1000
+    print(f"  a run with nothing new: {idle_ms:.0f} ms")
+    for account in (small, big):
+        demo_history_create(account=account, events=NEW_EVENTS, days=1, random_seed=2)
+        started = time.monotonic()
+        folded = report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+        fold_ms = (time.monotonic() - started) * 1000
+        today = report_default_range(account=account)[1]
+        report_days_invalidate(account=account, days=[today, today - timedelta(days=1)])
+        started = time.monotonic()
+        rebuilt = report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+        rebuild_ms = (time.monotonic() - started) * 1000
+        print(
+            f"  {account.slug}: folding the new rows {fold_ms:.0f} ms ({folded.rows_folded:,} rows, "
+            f"{folded.days_rebuilt} days rebuilt); rebuilding today and yesterday from all their rows (the "
+            f"previous way) {rebuild_ms:.0f} ms ({rebuilt.days_rebuilt} days): ×{rebuild_ms / max(fold_ms, 0.1):.1f}"
+        )
+
+    delete_measure(big=big, overview_url=urls(big)["overview, 30 days"])
+
+
+REPORT_QUERY = """{
+  custom_events_report(start: "%(start)s", end: "%(end)s") {
+    time_zone
+    events { slug fires unique_contacts unique_visitors conversions daily { day fires conversions } }
+    all_events { fires unique_contacts unique_visitors conversions }
+  }
+  custom_event_report(slug: "watched-product-video", start: "%(start)s", end: "%(end)s") {
+    figures { fires conversions attributed_conversions }
+    breakdown(dimension: CHANNEL) { value label fires conversions share }
+  }
+  conversions_report(start: "%(start)s", end: "%(end)s") {
+    conversions visits conversion_rate by_channel { value conversions base conversion_rate }
+  }
+}"""
+
+# Each partition of a partitioned table counted under its parent; heap = the table with its TOAST, FSM and VM.
+TABLE_BYTES_SQL = """
+SELECT coalesce(parent.relname, c.relname), sum(pg_table_size(c.oid)), sum(pg_indexes_size(c.oid)),
+       sum(greatest(c.reltuples, 0))::bigint
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+LEFT JOIN pg_class parent ON parent.oid = i.inhparent
+WHERE c.relkind = 'r'
+GROUP BY 1
+ORDER BY sum(pg_total_relation_size(c.oid)) DESC
+"""
+
+
+def run_sizes(args) -> None:
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from automations.models import ReportAccountRollup, ReportRebuild
+    from automations.reports import views
+    from automations.reports.seed import demo_definitions_ensure, demo_history_create
+    from automations.reports.selectors import report_default_range
+    from automations.reports.services import report_days_invalidate, report_rollups_update
+    from paminga.services import account_create, api_key_create
+
+    settings.ALLOWED_HOSTS = ["*"]
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    print(f"Database {DATABASE}: one account growing through {', '.join(f'{n:,}' for n in args.sizes)} events")
+    empty, big = (
+        account_create(name=slug, slug=slug, time_zone=TIME_ZONE, domains=["bench.example"])
+        for slug in ("bench-empty", "bench-big")
+    )
+    for account in (empty, big):
+        demo_definitions_ensure(account=account)
+    browsers = {a.pk: client_for(a) for a in (empty, big)}
+    secrets = {a.pk: api_key_create(account=a, name="bench")[1] for a in (empty, big)}
+    api = Client()
+
+    def pages(account) -> dict[str, tuple[str, str]]:
+        event = account.custom_events.get(slug="watched-product-video")
+        today = report_default_range(account=account)[1]
+        result = {}
+        for days in (30, 365):
+            start = today - timedelta(days=days - 1)
+            span = f"?start={start}&end={today}"
+            result[f"overview, {days} d"] = ("get", f"/automations/custom-events/{span}")
+            result[f"event report, {days} d"] = ("get", f"/automations/custom-events/{event.pk}/report/{span}")
+            result[f"conversions, {days} d"] = ("get", f"/automations/conversions/{span}")
+            result[f"GraphQL report, {days} d"] = ("graphql", REPORT_QUERY % {"start": start, "end": today})
+        return result
+
+    def request(account, spec) -> None:
+        kind, target = spec
+        if kind == "get":
+            response = browsers[account.pk].get(target)
+            assert response.status_code == 200, (target, response.status_code)
+            return
+        response = api.post(
+            "/graphql/",
+            json.dumps({"query": target}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secrets[account.pk]}",
+        )
+        assert response.status_code == 200 and "errors" not in response.json(), response.content[:500]
+
+    def rollups_rebuild() -> float:
+        """`reports_rollup --rebuild --account bench-big`: forget the account's rollups, then a run rebuilds them
+        from the recorded rows (and rolls up whatever else is new)."""
+        started = time.monotonic()
+        ReportRebuild.objects.filter(account=big).delete()
+        ReportAccountRollup.objects.filter(account=big).delete()
+        report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+        return time.monotonic() - started
+
+    first_medians: dict[str, float] = {}
+    written = 0
+    for step, size in enumerate(args.sizes):
+        last = step == len(args.sizes) - 1
+        print(f"\n=== {size:,} events ===", flush=True)
+        started = time.monotonic()
+        demo_history_create(account=big, events=size - written, days=365, random_seed=step + 1)
+        seconds = time.monotonic() - started
+        print(f"  {size - written:,} events written in {seconds:.0f} s ({(size - written) / seconds:,.0f} events/s)")
+        written = size
+        started = time.monotonic()
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        print(f"  ANALYZE: {time.monotonic() - started:.0f} s", flush=True)
+        seconds = rollups_rebuild()
+        print(f"  full rollup rebuild of the account (reports_rollup --rebuild): {seconds:.1f} s", flush=True)
+        # The raw tables were only inserted into: VACUUM would not change their size, and reading them all again
+        # costs minutes at these sizes; it runs on the tables the rebuild rewrote (or on all with --vacuum).
+        started = time.monotonic()
+        with connection.cursor() as cursor:
+            if args.vacuum:
+                cursor.execute("VACUUM ANALYZE")
+            else:
+                cursor.execute("SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'automations_%%'")
+                for (table,) in cursor.fetchall():
+                    cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(table)}")
+        what = "the database" if args.vacuum else "the automations tables"
+        print(f"  VACUUM ANALYZE of {what}: {time.monotonic() - started:.0f} s", flush=True)
+
+        started = time.monotonic()
+        counts = event_counts(big)
+        events = sum(counts.values())
+        print(f"  recorded events: {events:,} (counted in {time.monotonic() - started:.1f} s)")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_database_size(current_database())")
+            database = cursor.fetchone()[0]
+            cursor.execute(TABLE_BYTES_SQL)
+            tables = cursor.fetchall()
+        print(f"\nBytes per recorded event: database {database / 2**30:.2f} GiB, {database / events:,.0f} B/event")
+        print(f"  {'table':<40}{'heap B/ev':>11}{'index B/ev':>12}{'total GiB':>11}{'rows':>14}")
+        for name, heap, index, rows in tables[:12]:
+            total = (heap + index) / 2**30
+            print(f"  {name:<40}{heap / events:>11,.0f}{index / events:>12,.0f}{total:>11.2f}{rows:>14,}")
+
+        print(f"\nReport pages (median / slowest of {args.rounds}, ms; × = ratio of medians; q = queries per page)")
+        versus = f"{f'÷ {args.sizes[0]:,}':>14}" if step else ""
+        print(f"{'page':<24}{'empty':>16}{f'{size:,} events':>20}{'÷ empty':>10}{versus}{'q':>10}")
+        specs = {a.pk: pages(a) for a in (empty, big)}
+        for name in specs[empty.pk]:
+            times = {empty.pk: [], big.pk: []}
+            queries = {}
+            for account in (empty, big):  # warm-up
+                for _ in range(2):
+                    request(account, specs[account.pk][name])
+            for _ in range(args.rounds):  # the accounts take turns
+                for account in (empty, big):
+                    with CaptureQueriesContext(connection) as captured:
+                        t = time.perf_counter()
+                        request(account, specs[account.pk][name])
+                        times[account.pk].append((time.perf_counter() - t) * 1000)
+                    queries[account.pk] = len(captured.captured_queries)
+            e, b = ((statistics.median(times[a.pk]), max(times[a.pk])) for a in (empty, big))
+            first_medians.setdefault(name, b[0])
+            ratio = f"{b[0] / first_medians[name]:>13.2f}×" if step else ""
+            flag = " over 300 ms" if last and b[0] > 300 else ""
+            flag += " over 1.5×" if step and b[0] > 1.5 * first_medians[name] else ""
+            print(
+                f"{name:<24}{e[0]:>8.1f} / {e[1]:>5.0f}{b[0]:>12.1f} / {b[1]:>5.0f}{b[0] / e[0]:>9.2f}×{ratio}"
+                f"{f'{queries[empty.pk]}/{queries[big.pk]}':>10}{flag}",
+                flush=True,
+            )
+
+        print(f"\nRollup runs ({NEW_EVENTS:,} new events written into today, as five minutes of traffic)")
+        for _ in range(2):
+            started = time.monotonic()
+            report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+            idle_ms = (time.monotonic() - started) * 1000
+        print(f"  a run with nothing new: {idle_ms:.0f} ms")
+        demo_history_create(account=big, events=NEW_EVENTS, days=1, random_seed=100 + step)
+        started = time.monotonic()
+        folded = report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+        fold_ms = (time.monotonic() - started) * 1000
+        today = report_default_range(account=big)[1]
+        report_days_invalidate(account=big, days=[today, today - timedelta(days=1)])
+        started = time.monotonic()
+        report_rollups_update(now=timezone.now() + timedelta(minutes=2))
+        rebuild_ms = (time.monotonic() - started) * 1000
+        print(
+            f"  folding the new rows: {fold_ms:.0f} ms ({folded.rows_folded:,} rows, {folded.days_rebuilt} days "
+            f"rebuilt); rebuilding today and yesterday from all their rows: {rebuild_ms:.0f} ms",
+            flush=True,
+        )
+
+        if hasattr(views, "event_report_csv"):
+            slug = max(counts, key=counts.get)
+            event = big.custom_events.get(slug=slug)
+            today = report_default_range(account=big)[1]
+            url = (
+                f"/automations/custom-events/{event.pk}/report/occurrences.csv"
+                f"?start={today - timedelta(days=364)}&end={today}"
+            )
+            started = time.perf_counter()
+            response = browsers[big.pk].get(url)
+            assert response.status_code == 200, response.status_code
+            chunks = nbytes = 0
+            cut = False
+            first_row = None
+            for chunk in response.streaming_content:  # one chunk a row, after the byte-order mark and the header
+                chunks += 1
+                nbytes += len(chunk)
+                if chunks == 3:
+                    first_row = time.perf_counter() - started
+                if chunks % 10_000 == 0 and time.perf_counter() - started > EXPORT_SECONDS:
+                    cut = True
+                    break
+            seconds = time.perf_counter() - started
+            response.close()
+            rows = max(chunks - 2, 0)
+            print(
+                f"\nOccurrences CSV export, 365 days, {slug} ({counts[slug]:,} occurrences): {rows:,} rows, "
+                f"{nbytes / 2**20:,.0f} MiB in {seconds:.1f} s: {rows / seconds:,.0f} rows/s; the first row after "
+                f"{first_row or 0:.1f} s, then {(rows - 1) / max(seconds - (first_row or 0), 0.001):,.0f} rows/s"
+                + (f" (read for {EXPORT_SECONDS} s, not to the end)" if cut else ""),
+                flush=True,
+            )
+        else:
+            print("\nOccurrences CSV export: no such view")
+
+        if last:
+            delete_measure(big=big, overview_url=pages(big)["overview, 30 d"][1], counts=counts)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,9 @@ from tracking.models import (
     Session,
     Visitor,
 )
+from tracking.partitions import batches_by_time
+
+from .privacy import rows_delete
 
 logger = logging.getLogger(__name__)
 
@@ -115,27 +118,38 @@ def _delete(name: str, rows: QuerySet) -> Step:
     return Step(name, rows, lambda size: rows_delete_batch(rows, size))
 
 
-def _records_delete(records: QuerySet) -> Step:
-    def run(size: int) -> int:
-        ids = list(records.order_by().values_list("pk", flat=True)[:size])
-        if not ids:
-            return 0
-        # A record written meanwhile may already have action runs: they go with it.
-        done = rows_delete_batch(ActionRun.objects.filter(event_record_id__in=ids), len(ids) * 100)
-        return done + rows_delete_batch(EventRecord.objects.filter(pk__in=ids), len(ids))
+def _by_time(name: str, rows: QuerySet, before=None) -> Step:
+    """Rows of a partitioned table (tracking.partitions), in time order; `before(ids)` runs ahead of each batch's
+    delete and returns how many rows it removed."""
+    batches = None
 
-    return Step("event records", records, run)
+    def run(size: int) -> int:
+        nonlocal batches
+        batches = batches or batches_by_time(rows, size)
+        ids, batch = next(batches, (None, None))
+        if ids is None:
+            return 0
+        done = before(ids) if before else 0
+        return done + rows_delete(batch)
+
+    return Step(name, rows, run)
+
+
+def _records_delete(records: QuerySet) -> Step:
+    # A record written meanwhile may already have action runs: they go with it.
+    return _by_time(
+        "event records",
+        records,
+        lambda ids: rows_delete_batch(ActionRun.objects.filter(event_record_id__in=ids), len(ids) * 100),
+    )
 
 
 def _sessions_delete(sessions: QuerySet) -> Step:
-    def run(size: int) -> int:
-        ids = list(sessions.order_by().values_list("pk", flat=True)[:size])
-        if not ids:
-            return 0
+    def unlink(ids: list[int]) -> int:
         Visitor.objects.filter(current_session_id__in=ids).update(current_session=None)
-        return rows_delete_batch(Session.objects.filter(pk__in=ids), len(ids))
+        return 0  # visitors stay: only the visits are counted
 
-    return Step("visits", sessions, run)
+    return _by_time("visits", sessions, unlink)
 
 
 def _contacts_delete(contacts: QuerySet) -> Step:
@@ -167,11 +181,11 @@ def _steps(job: BackgroundDelete) -> Iterator[Step]:
     elif job.kind == BackgroundDelete.Kind.ACCOUNT:
         yield _delete("action runs", ActionRun.objects.filter(account_id=account_pk))
         yield _records_delete(EventRecord.objects.filter(account_id=account_pk))
-        yield _delete("page views", Impression.objects.filter(account_id=account_pk))
+        yield _by_time("page views", Impression.objects.filter(account_id=account_pk))
         yield _sessions_delete(Session.objects.filter(account_id=account_pk))
         yield _delete("visitors", Visitor.objects.filter(account_id=account_pk))
         yield _contacts_delete(Contact.objects.filter(account_id=account_pk))
-        yield _delete("event debugger entries", RejectedHit.objects.filter(account_id=account_pk))
+        yield _by_time("event debugger entries", RejectedHit.objects.filter(account_id=account_pk))
         yield _delete("report rollups", EventDailyBreakdown.objects.filter(account_id=account_pk))
         yield _delete("report rollups", EventDailyRollup.objects.filter(account_id=account_pk))
         yield _delete("report rollups", TrafficDailyRollup.objects.filter(account_id=account_pk))

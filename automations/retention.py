@@ -11,9 +11,9 @@ kept rows still refer to (the page view a later conversion is attributed to, a v
 month) move into the default partition first, where the row deletes below take them in their time.
 
 The row deletes, for what is left (the months an account's period ends in, and SQLite), run in small batches, each
-its own short transaction, found through the (account, time) indexes in time order with a keyset (time, id): a
-batch locks a thousand old rows for milliseconds, so capture, which only writes new rows, never waits, and no
-statement scans what an earlier batch already deleted.
+its own short transaction, found through the (account, time) indexes in time order with a keyset (time, id)
+(tracking.partitions.batches_by_time): a batch locks a thousand old rows for milliseconds, so capture, which only
+writes new rows, never waits, and no statement scans what an earlier batch already deleted.
 """
 
 import calendar
@@ -24,13 +24,20 @@ from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from paminga.models import Account
 from paminga.progress import Progress
 from tracking.models import EventRecord, Impression, RejectedHit, Session, Visitor
-from tracking.partitions import month_start, partition_detach, partition_months, partition_name, partitioned
+from tracking.partitions import (
+    batches_by_time,
+    month_start,
+    partition_detach,
+    partition_months,
+    partition_name,
+    partitioned,
+)
 
 from .models import ActionRun, ReportAccountRollup, ReportDirtyDay, ReportRawHorizon, ReportRollupWatermark
 from .privacy import rows_delete
@@ -67,20 +74,6 @@ class RetentionRun:
 TABLES = ("events", "action_runs", "impressions", "visits", "debugger_entries")
 
 
-def _keyset_batches(queryset: QuerySet, time_field: str, size: int):
-    """Ids of the queryset in (time, id) order, `size` at a time; each page starts after the last one seen."""
-    last = None
-    while True:
-        page = queryset
-        if last is not None:
-            page = page.filter(Q(**{f"{time_field}__gt": last[0]}) | Q(**{time_field: last[0], "id__gt": last[1]}))
-        rows = list(page.order_by(time_field, "id").values_list(time_field, "id")[:size])
-        if not rows:
-            return
-        last = rows[-1]
-        yield [row_id for _t, row_id in rows]
-
-
 def _horizon_move(*, account: Account, raw_from: date) -> None:
     """Committed before any row is deleted: from then on the rollup task leaves the days before raw_from alone."""
     with transaction.atomic():
@@ -113,10 +106,10 @@ def retention_account_run(
     _horizon_move(account=account, raw_from=raw_from)
 
     events = EventRecord.objects.filter(account=account, occurred_at__lt=cutoff, id__lte=upto.get("events", 0))
-    for ids in _keyset_batches(events, "occurred_at", batch_size):
+    for ids, batch in batches_by_time(events, batch_size):
         with transaction.atomic():
             action_runs = rows_delete(ActionRun.objects.filter(event_record_id__in=ids))
-            events = rows_delete(EventRecord.objects.filter(pk__in=ids))
+            events = rows_delete(batch)
         run.deleted["action_runs"] += action_runs
         run.deleted["events"] += events
         _batch_done(run, progress, action_runs + events)
@@ -126,9 +119,9 @@ def retention_account_run(
     impressions = Impression.objects.filter(
         account=account, occurred_at__lt=cutoff, id__lte=upto.get("impressions", 0)
     ).exclude(Exists(EventRecord.objects.filter(attributed_impression=OuterRef("pk"))))
-    for ids in _keyset_batches(impressions, "occurred_at", batch_size):
+    for _ids, batch in batches_by_time(impressions, batch_size):
         with transaction.atomic():
-            deleted = rows_delete(Impression.objects.filter(pk__in=ids))
+            deleted = rows_delete(batch)
         run.deleted["impressions"] += deleted
         _batch_done(run, progress, deleted)
 
@@ -140,17 +133,17 @@ def retention_account_run(
         .exclude(Exists(Impression.objects.filter(session=OuterRef("pk"))))
         .exclude(Exists(EventRecord.objects.filter(session=OuterRef("pk"))))
     )
-    for ids in _keyset_batches(visits, "started_at", batch_size):
+    for ids, batch in batches_by_time(visits, batch_size):
         with transaction.atomic():
             Visitor.objects.filter(current_session_id__in=ids).update(current_session=None)
-            deleted = rows_delete(Session.objects.filter(pk__in=ids))
+            deleted = rows_delete(batch)
         run.deleted["visits"] += deleted
         _batch_done(run, progress, deleted)
 
     entries = RejectedHit.objects.filter(account=account, created_at__lt=cutoff)
-    for ids in _keyset_batches(entries, "created_at", batch_size):
+    for _ids, batch in batches_by_time(entries, batch_size):
         with transaction.atomic():
-            deleted = rows_delete(RejectedHit.objects.filter(pk__in=ids))
+            deleted = rows_delete(batch)
         run.deleted["debugger_entries"] += deleted
         _batch_done(run, progress, deleted)
 

@@ -208,3 +208,26 @@ def recorded_keys_prune(*, now: datetime) -> int:
     cutoff = now - timedelta(days=settings.INGEST_KEY_DAYS)
     deleted, _ = RecordedKey.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def batches_by_time(queryset, size: int):
+    """A partitioned model's rows of the queryset, `size` at a time in (time, id) order: yields (ids, rows), where
+    `rows` is a queryset of the model naming those ids and the time range they fall in, so that a statement on it
+    reads only that range's partitions (the ids alone carry no time: every month's primary key would be probed).
+    Each batch starts after the last row of the previous one, through the index that leads to the time, so no
+    statement walks again over what earlier batches deleted (their index entries stay until the next vacuum)."""
+    from django.db.models import Q
+
+    model = queryset.model
+    column = PARTITIONED[model._meta.db_table]
+    last = None
+    while True:
+        page = queryset
+        if last is not None:
+            page = page.filter(Q(**{f"{column}__gt": last[0]}) | Q(**{column: last[0], "id__gt": last[1]}))
+        found = list(page.order_by(column, "id").values_list(column, "id")[:size])
+        if not found:
+            return
+        last = found[-1]
+        ids = [pk for _at, pk in found]
+        yield ids, model.objects.filter(pk__in=ids, **{f"{column}__gte": found[0][0], f"{column}__lte": last[0]})

@@ -542,20 +542,22 @@ def run_sizes(args) -> None:
             started = time.perf_counter()
             response = browsers[big.pk].get(url)
             assert response.status_code == 200, response.status_code
-            chunks = nbytes = 0
+            lines = nbytes = 0
             cut = False
             first_row = None
-            for chunk in response.streaming_content:  # one chunk a row, after the byte-order mark and the header
-                chunks += 1
+            # A chunk holds one or many rows (a page of them); no cell holds a raw line break here (metadata is JSON,
+            # URLs have none), so rows are counted as lines, less the header.
+            for chunk in response.streaming_content:
+                lines += chunk.count(b"\n")
                 nbytes += len(chunk)
-                if chunks == 3:
+                if first_row is None and lines >= 2:
                     first_row = time.perf_counter() - started
-                if chunks % 10_000 == 0 and time.perf_counter() - started > EXPORT_SECONDS:
+                if time.perf_counter() - started > EXPORT_SECONDS:
                     cut = True
                     break
             seconds = time.perf_counter() - started
             response.close()
-            rows = max(chunks - 2, 0)
+            rows = max(lines - 1, 0)
             print(
                 f"\nOccurrences CSV export, 365 days, {slug} ({counts[slug]:,} occurrences): {rows:,} rows, "
                 f"{nbytes / 2**20:,.0f} MiB in {seconds:.1f} s: {rows / seconds:,.0f} rows/s; the first row after "

@@ -16,7 +16,11 @@ of this module does nothing.
 import logging
 from datetime import UTC, date, datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
+
+from .models import RecordedKey
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +205,6 @@ def table_partition(schema_editor, model, months: list[date]) -> None:
 
 def recorded_keys_prune(*, now: datetime) -> int:
     """Deletes the keys older than INGEST_KEY_DAYS (one statement: the table holds only those days' keys)."""
-    from django.conf import settings
-
-    from .models import RecordedKey
 
     cutoff = now - timedelta(days=settings.INGEST_KEY_DAYS)
     deleted, _ = RecordedKey.objects.filter(created_at__lt=cutoff).delete()
@@ -216,8 +217,6 @@ def batches_by_time(queryset, size: int):
     reads only that range's partitions (the ids alone carry no time: every month's primary key would be probed).
     Each batch starts after the last row of the previous one, through the index that leads to the time, so no
     statement walks again over what earlier batches deleted (their index entries stay until the next vacuum)."""
-    from django.db.models import Q
-
     model = queryset.model
     column = PARTITIONED[model._meta.db_table]
     last = None

@@ -107,14 +107,14 @@ def contact_erase(*, account: Account, email: str, erased_by: str) -> ContactEra
         EventRecord.objects.filter(Q(visitor_id__in=visitor_pks) | Q(session__visitor_id__in=visitor_pks)).exclude(
             contact=contact
         ).update(visitor=None, session=None)
-        EventRecord.objects.filter(attributed_impression__visitor_id__in=visitor_pks).exclude(contact=contact).update(
-            attributed_impression=None
-        )
+        EventRecord.objects.filter(attributed_impression__session__visitor_id__in=visitor_pks).exclude(
+            contact=contact
+        ).update(attributed_impression=None)
 
         counts["action_runs"] = rows_delete(ActionRun.objects.filter(event_record__contact=contact))
         counts["events"] = rows_delete(EventRecord.objects.filter(contact=contact))
         Visitor.objects.filter(pk__in=visitor_pks).update(current_session=None)
-        counts["impressions"] = rows_delete(Impression.objects.filter(visitor_id__in=visitor_pks))
+        counts["impressions"] = rows_delete(Impression.objects.filter(session__visitor_id__in=visitor_pks))
         counts["visits"] = rows_delete(Session.objects.filter(visitor_id__in=visitor_pks))
         counts["visitors"] = rows_delete(Visitor.objects.filter(pk__in=visitor_pks))
         counts["tags"] = rows_delete(ContactTag.objects.filter(contact=contact))
@@ -214,7 +214,7 @@ def contact_export(*, account: Account, email: str) -> dict:
                 *utm,
             ),
             "impressions": _rows(
-                Impression.objects.filter(visitor_id__in=visitor_pks),
+                Impression.objects.filter(session__visitor_id__in=visitor_pks),
                 "id",
                 "visitor_id",
                 "session_id",

@@ -89,7 +89,7 @@ def contact_timeline(
     """The contact's page views (through its visitors), custom events and action runs, newest first, merged into
     one list of at most TIMELINE_PAGE_SIZE entries. Returns (entries, the `before` of the next page or None)."""
     size = TIMELINE_PAGE_SIZE
-    impressions = Impression.objects.filter(account=account, visitor__contact=contact)
+    impressions = Impression.objects.filter(account=account, session__visitor__contact=contact)
     # Occurrences of a deleted event (being removed in the background) are gone at once.
     events = EventRecord.objects.filter(account=account, contact=contact, custom_event__deleted_at__isnull=True)
     runs = ActionRun.objects.filter(
@@ -125,7 +125,7 @@ def contact_data_counts(*, contact: Contact) -> dict[str, int]:
     return {
         "visitors": visitors.count(),
         "visits": Session.objects.filter(visitor__in=visitors).count(),
-        "impressions": Impression.objects.filter(visitor__in=visitors).count(),
+        "impressions": Impression.objects.filter(session__visitor__in=visitors).count(),
         "events": EventRecord.objects.filter(contact=contact).count(),
         "action_runs": ActionRun.objects.filter(event_record__contact=contact).count(),
         "tags": contact.tags.count(),

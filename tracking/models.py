@@ -171,7 +171,11 @@ class Impression(UtmFields):
     session = models.ForeignKey(
         Session, on_delete=models.CASCADE, related_name="impressions", db_index=False, db_constraint=False
     )
-    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="impressions")
+    # Not indexed: a visitor's page views are found through its visits (Session's (visitor, last_seen_at) index,
+    # then this table's (session, occurred_at) one), which saves an index entry on every page view, the biggest
+    # table. For the same reason deleting a visitor leaves them to its visits: a page view's visit is its
+    # visitor's, and deleting the visit deletes the page view.
+    visitor = models.ForeignKey(Visitor, on_delete=models.DO_NOTHING, related_name="impressions", db_index=False)
     url = models.CharField(max_length=URL_MAX_LENGTH)
     title = models.CharField(max_length=500, blank=True)
     referrer = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
@@ -198,7 +202,10 @@ class EventRecord(UtmFields):
     account = models.ForeignKey(
         "paminga.Account", on_delete=models.CASCADE, related_name="event_records", db_index=False
     )
-    custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="records")
+    # Indexed with the account and the time (see Meta): every query of an event's occurrences names its account.
+    custom_event = models.ForeignKey(
+        "custom_events.CustomEvent", on_delete=models.CASCADE, related_name="records", db_index=False
+    )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="event_records", db_index=False)
     # The nullable foreign keys are indexed where they are set (see Meta): API events have no visitor or visit, and
     # few events a marketing source or an attributed impression.
@@ -284,7 +291,9 @@ class RejectedHit(models.Model):
         INVALID_CONTACT_TOKEN = "INVALID_CONTACT_TOKEN", "Contact link token invalid or expired"
         INVALID = "INVALID", "Invalid hit"
 
-    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="rejected_hits")
+    account = models.ForeignKey(
+        "paminga.Account", on_delete=models.CASCADE, related_name="rejected_hits", db_index=False
+    )  # indexed with the time (see Meta)
     reason = models.CharField(max_length=32, choices=Reason.choices)
     message = models.CharField(max_length=500)
     slug = models.CharField(max_length=200, blank=True)

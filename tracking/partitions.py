@@ -199,7 +199,7 @@ def table_partition(schema_editor, model, months: list[date]) -> None:
     for field in model._meta.local_fields:
         if field.remote_field and field.db_constraint:
             execute(schema_editor._create_fk_sql(model, field, "_fk_%(to_table)s_%(to_column)s"))
-        elif field.db_index and not field.unique and field.remote_field:
+        if field.db_index and not field.unique and field.remote_field:
             execute(schema_editor._create_index_sql(model, fields=[field]))
 
 

@@ -192,8 +192,17 @@ def _steps(job: BackgroundDelete) -> Iterator[Step]:
         yield _delete("report rollups", ReportDirtyDay.objects.filter(account_id=account_pk))
 
 
-def _target_delete(job: BackgroundDelete) -> None:
-    """The thing itself, with Django's cascade over what is left (rows written while the task ran: a handful)."""
+def _target_delete(job: BackgroundDelete, size: int) -> None:
+    """The thing itself, with Django's cascade over what is left (rows written while the task ran: a handful).
+
+    A definition's occurrences are not in that cascade (it would look them up by definition alone, across every
+    account): the ones recorded meanwhile go first, the same way as the rest. A row recorded after that (ingest had
+    loaded the definition before it was deleted) fails this transaction's foreign key check, and the task runs again
+    (background_deletes_resume)."""
+    if job.kind == BackgroundDelete.Kind.CUSTOM_EVENT:
+        step = _records_delete(EventRecord.objects.filter(account_id=job.account_pk, custom_event_id=job.target_id))
+        while step.run(size):
+            pass
     model = {
         BackgroundDelete.Kind.CUSTOM_EVENT: CustomEvent,
         BackgroundDelete.Kind.MARKETING_SOURCE: MarketingSource,
@@ -229,7 +238,7 @@ def background_delete_run(*, job_id: int, batch_size: int | None = None) -> Back
                 break
             time.sleep((time.monotonic() - started) * settings.BACKGROUND_DELETE_REST_RATIO)
     with transaction.atomic():
-        _target_delete(job)
+        _target_delete(job, size)
         BackgroundDelete.objects.filter(pk=job.pk).update(
             status=BackgroundDelete.Status.DONE, finished_at=timezone.now(), updated_at=timezone.now()
         )

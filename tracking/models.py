@@ -171,11 +171,14 @@ class Impression(UtmFields):
     session = models.ForeignKey(
         Session, on_delete=models.CASCADE, related_name="impressions", db_index=False, db_constraint=False
     )
-    # Not indexed: a visitor's page views are found through its visits (Session's (visitor, last_seen_at) index,
-    # then this table's (session, occurred_at) one), which saves an index entry on every page view, the biggest
-    # table. For the same reason deleting a visitor leaves them to its visits: a page view's visit is its
-    # visitor's, and deleting the visit deletes the page view.
-    visitor = models.ForeignKey(Visitor, on_delete=models.DO_NOTHING, related_name="impressions", db_index=False)
+    # Neither indexed nor a database constraint: a visitor's page views are found through its visits (Session's
+    # (visitor, last_seen_at) index, then this table's (session, occurred_at) one), which saves an index entry on
+    # every page view, the biggest table; and a constraint without that index would make deleting a visitor scan
+    # every page view of every account. A page view's visit is its visitor's: deleting the visit (Session.visitor
+    # cascades) deletes the page view.
+    visitor = models.ForeignKey(
+        Visitor, on_delete=models.DO_NOTHING, related_name="impressions", db_index=False, db_constraint=False
+    )
     url = models.CharField(max_length=URL_MAX_LENGTH)
     title = models.CharField(max_length=500, blank=True)
     referrer = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
@@ -202,9 +205,12 @@ class EventRecord(UtmFields):
     account = models.ForeignKey(
         "paminga.Account", on_delete=models.CASCADE, related_name="event_records", db_index=False
     )
-    # Indexed with the account and the time (see Meta): every query of an event's occurrences names its account.
+    # Leads an index with the account and the time (see Meta), which also serves the database's foreign key check
+    # when a definition's row is deleted. A definition's occurrences are removed by its background delete
+    # (automations.deletes), batch by batch within the account, before its row goes: Django's cascade would load
+    # them all at once.
     custom_event = models.ForeignKey(
-        "custom_events.CustomEvent", on_delete=models.CASCADE, related_name="records", db_index=False
+        "custom_events.CustomEvent", on_delete=models.DO_NOTHING, related_name="records", db_index=False
     )
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="event_records", db_index=False)
     # The nullable foreign keys are indexed where they are set (see Meta): API events have no visitor or visit, and
@@ -254,7 +260,7 @@ class EventRecord(UtmFields):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         indexes = [
-            models.Index(fields=["account", "custom_event", "occurred_at"], name="event_record_event_time"),
+            models.Index(fields=["custom_event", "account", "occurred_at"], name="event_record_event_time"),
             models.Index(fields=["account", "occurred_at"], name="event_record_account_time"),
             models.Index(fields=["contact", "occurred_at"], name="event_record_contact_time"),
             *(

@@ -229,4 +229,6 @@ def batches_by_time(queryset, size: int):
             return
         last = found[-1]
         ids = [pk for _at, pk in found]
-        yield ids, model.objects.filter(pk__in=ids, **{f"{column}__gte": found[0][0], f"{column}__lte": last[0]})
+        # The queryset's own conditions stay (its account, above all: the statement stays within one account's
+        # rows, as it must when the tables are distributed by account).
+        yield ids, queryset.filter(pk__in=ids, **{f"{column}__gte": found[0][0], f"{column}__lte": last[0]})

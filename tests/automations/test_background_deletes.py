@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -255,3 +256,64 @@ def test_capture_answers_while_a_delete_runs(settings):
     assert not EventRecord.objects.filter(custom_event_id=doomed.pk).exists()
     assert BackgroundDelete.objects.get(pk=job.pk).batches >= 30
     assert slowest < 2.0
+
+
+RAW_TABLES = ("tracking_eventrecord", "tracking_impression", "tracking_session", "tracking_rejectedhit")
+
+
+def _statements_without_the_account(queries) -> list[str]:
+    """The statements that read or write a raw table without naming its account: on PostgreSQL, a scan of every
+    account's rows (no index leads with anything else they could use)."""
+    return [
+        query["sql"]
+        for query in queries
+        for table in RAW_TABLES
+        if f'"{table}"' in query["sql"] and f'"{table}"."account_id"' not in query["sql"]
+    ]
+
+
+@pytest.mark.parametrize("kind", ["custom_event", "account"])
+def test_every_statement_of_the_task_on_the_raw_tables_names_the_account(account, other_account, settings, kind):
+    settings.BACKGROUND_DELETE_BATCH_SIZE = 50
+    settings.BACKGROUND_DELETE_REST_RATIO = 0
+    doomed, _kept = owned_history(account, records=120)
+    owned_history(other_account, records=10)
+    if kind == "custom_event":
+        CustomEvent.objects.filter(pk=doomed.pk).update(deleted_at=timezone.now())
+        target = doomed.pk
+    else:
+        Account.objects.filter(pk=account.pk).update(deleted_at=timezone.now())
+        target = account.pk
+    job = BackgroundDelete.objects.create(account_pk=account.pk, kind=kind, target_id=target, label="x")
+
+    with CaptureQueriesContext(connection) as queries:
+        background_delete_run(job_id=job.pk)
+
+    assert BackgroundDelete.objects.get(pk=job.pk).status == BackgroundDelete.Status.DONE
+    left = _statements_without_the_account(queries.captured_queries)
+    assert left == [], "\n".join(left)
+
+
+def test_occurrences_recorded_while_the_task_ran_go_with_the_definition(account, monkeypatch):
+    from automations import deletes
+
+    doomed, kept = owned_history(account, records=20)
+    CustomEvent.objects.filter(pk=doomed.pk).update(deleted_at=timezone.now())
+    job = BackgroundDelete.objects.create(account_pk=account.pk, kind="custom_event", target_id=doomed.pk, label="x")
+    contact = ContactFactory(account=account)
+    target_delete = deletes._target_delete
+
+    def late_record_then_delete(job, size):
+        # Ingest had loaded the definition before it was deleted, and records after the batches went.
+        EventRecord.objects.create(
+            account=account, custom_event_id=doomed.pk, contact=contact, source="api", occurred_at=timezone.now()
+        )
+        target_delete(job, size)
+
+    monkeypatch.setattr(deletes, "_target_delete", late_record_then_delete)
+    background_delete_run(job_id=job.pk)
+
+    assert not CustomEvent.objects.filter(pk=doomed.pk).exists()
+    assert not EventRecord.objects.filter(custom_event_id=doomed.pk).exists()
+    assert not ActionRun.objects.filter(custom_event_id=doomed.pk).exists()
+    assert EventRecord.objects.filter(custom_event=kept).count() == 7

@@ -206,10 +206,13 @@ def test_a_time_zone_change_reads_raw_until_the_rollups_are_rebuilt():
     assert figures(h, h.demo).daily_fires == [0, 2, 1]
 
 
-def test_deleting_an_event_deletes_its_rollups():
+def test_deleting_an_event_deletes_its_rollups(django_capture_on_commit_callbacks):
+    from custom_events.services import custom_event_delete
+
     h = build_history()
     report_rollups_update(now=later())
-    h.video.delete()
+    with django_capture_on_commit_callbacks(execute=True):  # and its background delete runs
+        custom_event_delete(custom_event=h.video)
     assert not EventDailyRollup.objects.filter(custom_event_id=h.video.pk).exists()
     assert not EventDailyBreakdown.objects.filter(custom_event_id=h.video.pk).exists()
     with selectors.report_scope(account=h.account, start=START, end=END) as s:

@@ -280,12 +280,12 @@ def test_unknown_event_message_says_why_a_malformed_slug_can_never_match(gql, ev
     )
 
 
-def test_a_deleted_event_is_unknown(gql, event):
-    trigger(gql)  # caches the definition
-    event.delete()
-    from custom_events.cache import custom_events_cache_clear
+def test_a_deleted_event_is_unknown(gql, event, django_capture_on_commit_callbacks):
+    from custom_events.services import custom_event_delete
 
-    custom_events_cache_clear(account=event.account)
+    trigger(gql)  # caches the definition
+    with django_capture_on_commit_callbacks(execute=True):  # and its background delete runs
+        custom_event_delete(custom_event=event)
 
     answer = trigger(gql, email="second@example.com")
 

@@ -51,3 +51,29 @@ def _built(model) -> set[tuple[str, ...]]:
 )
 def test_every_table_has_the_indexes_its_model_declares(model):
     assert _built(model) == _declared(model)
+
+
+def _leading_columns(model) -> set[str]:
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    return {
+        info["columns"][0] for info in constraints.values() if (info["index"] or info["unique"]) and info["columns"]
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "field",
+    [
+        f
+        for m in apps.get_models()
+        if m._meta.app_label in APPS and m._meta.managed
+        for f in m._meta.local_fields
+        if f.remote_field and f.db_constraint
+    ],
+    ids=lambda f: f"{f.model._meta.label}.{f.name}",
+)
+def test_every_checked_foreign_key_leads_an_index(field):
+    """Deleting a referenced row makes the database look for rows that still refer to it, one look-up per deleted
+    row: without an index leading with the column, each is a scan of the whole table (of every account)."""
+    assert field.column in _leading_columns(field.model)

@@ -61,7 +61,12 @@ class Contact(models.Model):
         ]
         # Emails are stored lowercased and looked up with `email = %s`, which the unique index on lower(email) cannot
         # serve: without this index every API event would scan all of the account's contacts.
-        indexes = [models.Index(fields=["account", "email"], name="contact_account_email")]
+        indexes = [
+            models.Index(fields=["account", "email"], name="contact_account_email"),
+            # The contacts page lists them newest first, a page at a time: without it, every contact of the account
+            # is sorted for each page.
+            models.Index(fields=["account", "-created_at", "-id"], name="contact_account_recent"),
+        ]
 
     def __str__(self) -> str:
         return self.email or f"Anonymous contact #{self.pk}"

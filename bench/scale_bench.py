@@ -5,6 +5,8 @@ once. On a PostgreSQL database of its own, created and dropped by the script (lo
     .venv/bin/python bench/scale_bench.py --events 300000 --small 30000 --keep   # smaller; keep the database
     .venv/bin/python bench/scale_bench.py --sizes 5000000,20000000   # one account growing through sizes
     SCALE_BENCH_SERVER=postgres://postgres@127.0.0.1:5432 ...      # the server (default: that one)
+    SCALE_BENCH_BROKER=redis://127.0.0.1:6379/13 ...                # the delete's broker (default: that one)
+    BACKGROUND_DELETE_BATCH_SIZE=2000 BACKGROUND_DELETE_REST_RATIO=1 ...   # the delete's tunables (settings.py)
 
 Three accounts in America/New_York: an empty one (the baseline), a small and a big one, each written by the
 seed_demo_data generator over a year, then rolled up. It measures, through Django's test client (middleware, view,
@@ -15,7 +17,8 @@ queries, template), after two warm-up requests:
 - a rollup run after "a few minutes" of new traffic (NEW_EVENTS events written into today), against what a run
   cost before it folded new rows (rebuilding the days they fall on from all their rows);
 - the time `delete_custom_event` (GraphQL) takes to answer for the definition owning about a tenth of the big
-  account's events, and the background task's duration, with capture and the overview measured while it runs.
+  account's events, and the background task's duration and rows/s, with capture and the overview measured while
+  it runs (below).
 
 Ratios are printed against the empty account and the small one.
 
@@ -27,6 +30,16 @@ NEW_EVENTS new events and a full rebuild of the big account's rollups (`reports_
 recorded event (after VACUUM ANALYZE: the database, and heap and indexes of each table, partitions summed under
 their parent); rows/s of the 365-day occurrences CSV export of the biggest event. At the last size only (it
 destroys data), the delete of the definition owning about a tenth of the events, with capture's p99 during it.
+
+The delete, as in production: the mutation enqueues the task on a Redis broker (SCALE_BENCH_BROKER, a database the
+bench flushes: use one nothing else uses) and a real Celery worker (`celery -A paminga worker`, solo pool), started
+by the bench in a process of its own with the same settings and database, runs it. Capture is sampled three times
+in exactly the same way (SAMPLE_HITS rounds of one capture hit, one 30-day overview request and one look at the
+job's progress): before the delete, while the task runs (until it is done; its first SAMPLE_HITS rounds, or all of
+them if the task was quicker, are compared with as many of the others) and after it. Each sample prints capture's
+median and p99, the overview's median, the machine's 1-minute load and how busy its cores were, so a figure taken
+while something else ran on the machine shows it. The worker is killed with the bench (also on Ctrl-C, a SIGTERM or
+a failure, and on Linux a SIGKILL).
 """
 
 import argparse
@@ -34,9 +47,10 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
-import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -48,7 +62,9 @@ SERVER = os.environ.get("SCALE_BENCH_SERVER", "postgres://postgres@127.0.0.1:543
 DATABASE = f"scale_bench_{os.getpid()}"
 ROUNDS = 11
 NEW_EVENTS = 300
-QUIET_HITS = 300  # capture hits measured before the background delete, for its p99
+# The broker of the Celery worker that runs the background delete: a Redis database of the bench's own (flushed).
+BROKER = os.environ.get("SCALE_BENCH_BROKER", "redis://127.0.0.1:6379/13")
+SAMPLE_HITS = 400  # capture hits per sample (before, during and after the background delete)
 EXPORT_SECONDS = 30  # the export is read for at most this long (rows/s over what was read)
 TIME_ZONE = "America/New_York"
 
@@ -84,12 +100,20 @@ def main() -> None:
     # A kill (SIGTERM, SIGHUP) unwinds like Ctrl-C, so that the database is dropped in any case.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler)
+    import redis
+
+    try:
+        redis.Redis.from_url(BROKER, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        sys.exit(f"The background delete's worker needs Redis at {BROKER} (SCALE_BENCH_BROKER): {exc}")
     admin_sql(f'CREATE DATABASE "{DATABASE}"')
     try:
         os.environ["DATABASE_URL"] = f"{SERVER}/{DATABASE}"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paminga.settings")
         os.environ.setdefault("STATIC_MANIFEST", "0")
-        os.environ["CELERY_BROKER_URL"] = ""
+        # Tasks go to the bench's broker: only the background delete is sent (the demo data has no actions), and the
+        # worker started for it runs it.
+        os.environ["CELERY_BROKER_URL"] = BROKER
         os.environ["REDIS_URL"] = ""
         os.environ.setdefault("SECRET_KEY", "scale-bench")
         os.environ["LOG_LEVEL"] = "ERROR"
@@ -140,14 +164,76 @@ def event_counts(account) -> dict[str, int]:
     return {r["custom_event__slug"]: r["n"] for r in rows if r["custom_event__slug"]}
 
 
+def worker_start() -> subprocess.Popen:
+    """A Celery worker of the project (`celery -A paminga worker`) in a process of its own, on the bench's database
+    and BROKER, as production runs the background delete; returns once it answers a ping. The solo pool runs the
+    task in that one process, so killing it stops the task at once; on Linux it dies with the bench even on a
+    SIGKILL (PR_SET_PDEATHSIG)."""
+    from paminga.celery import app
+
+    def die_with_parent() -> None:
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    name = f"scale-bench-{os.getpid()}@localhost"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "paminga", "worker", "-P", "solo", "-n", name, "-l", "WARNING",
+         "--quiet", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT,
+        env={**os.environ, "CELERY_BROKER_URL": BROKER},
+        stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not app.control.ping(destination=[name], timeout=0.5):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            raise SystemExit(f"The Celery worker did not start (broker {BROKER}).")
+    return worker
+
+
+def cpu_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all the machine's cores (/proc/stat), (0, 0) where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+@dataclass
+class Sample:
+    hits: list[float]  # capture, ms
+    pages: list[float]  # the overview, ms
+    seconds: float
+    load: float  # 1-minute load average at its end
+    busy: float | None  # share of the machine's cores busy during it (/proc/stat)
+
+    def line(self, name: str, k: int | None = None) -> str:
+        """Its first k rounds (all of them without k); the time, load and busy cores are the whole sample's."""
+        hits, pages = self.hits[:k], self.pages[:k]
+        busy = f", cores {self.busy:.0%} busy" if self.busy is not None else ""
+        return (
+            f"  {name:<16} capture median {statistics.median(hits):5.1f} ms, p99 {p99(hits):5.1f} ms, slowest "
+            f"{max(hits):4.0f} ms ({len(hits)} hits); overview median {statistics.median(pages):5.1f} ms; "
+            f"{self.seconds:.0f} s, load {self.load:.2f}{busy}"
+        )
+
+
 def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = None) -> None:
-    """Deletes the definition owning about a tenth of the account's events through GraphQL, then runs the
-    background task while capture hits and the 30-day overview are measured; capture's p99 against QUIET_HITS
-    hits measured before it."""
+    """Deletes the definition owning about a tenth of the account's events through GraphQL; a Celery worker in a
+    process of its own runs the background task, as in production. Capture and the 30-day overview are measured
+    the same way three times: before the delete, while the task runs, and after it (quiet): SAMPLE_HITS capture
+    hits, each followed by one overview request and one look at the job's progress; during the task the loop goes
+    on until it is done, and its first SAMPLE_HITS rounds (all, if fewer) are compared with as many of the others."""
+    from django.conf import settings
     from django.test import Client
 
-    from automations import tasks
-    from automations.deletes import background_delete_run
+    from automations.models import BackgroundDelete
     from paminga.services import api_key_create
     from tracking.models import EventRecord
 
@@ -155,42 +241,17 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
     counts = counts or event_counts(big)
     total = sum(counts.values())
     slug = min(counts, key=lambda s: abs(counts[s] - total / 10))
+    event = big.custom_events.get(slug=slug)
     print(f"  {slug}: {counts[slug]:,} of {total:,} events")
     secret = api_key_create(account=big, name="bench-delete")[1]
-    queued = []
-    tasks.background_delete_task.delay = lambda job_id: queued.append(job_id)  # a worker runs it, not the request
     api = Client()
-    started = time.perf_counter()
-    answer = api.post(
-        "/graphql/",
-        json.dumps({"query": f'mutation {{ delete_custom_event(slug: "{slug}") }}'}),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {secret}",
-    )
-    answer_ms = (time.perf_counter() - started) * 1000
-    assert answer.json() == {"data": {"delete_custom_event": True}}, answer.content
-    print(f"  delete_custom_event answered in {answer_ms:.0f} ms")
-
     browser = client_for(big)
-    video_slug = "watched-product-video" if slug != "watched-product-video" else "requested-demo"
-    hit_times, page_times, done = [], [], threading.Event()
-    result = {}
-
-    def task():
-        from django.db import connection
-
-        started = time.monotonic()
-        try:
-            result["job"] = background_delete_run(job_id=queued[0])
-        finally:
-            result["seconds"] = time.monotonic() - started
-            connection.close()
-            done.set()
-
     capture = Client()
+    video_slug = "watched-product-video" if slug != "watched-product-video" else "requested-demo"
+    job = BackgroundDelete.objects.filter(kind=BackgroundDelete.Kind.CUSTOM_EVENT, target_id=event.pk)
     n = 0
 
-    def hit():
+    def hit() -> float:
         nonlocal n
         n += 1
         body = {
@@ -210,43 +271,72 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         assert response.status_code in (200, 202), response.content
         return (time.perf_counter() - t) * 1000
 
-    for _ in range(5):  # warm-up
-        hit()
-    idle_hits = [hit() for _ in range(QUIET_HITS)]
-    for _ in range(2):
-        browser.get(overview_url)
-    idle_pages = []
-    for _ in range(5):
+    def page() -> float:
         t = time.perf_counter()
-        browser.get(overview_url)
-        idle_pages.append((time.perf_counter() - t) * 1000)
-    thread = threading.Thread(target=task)
-    thread.start()
-    while not done.is_set():
-        hit_times.append(hit())
-        t = time.perf_counter()
-        browser.get(overview_url)
-        page_times.append((time.perf_counter() - t) * 1000)
-    thread.join()
-    job = result["job"]
+        assert browser.get(overview_url).status_code == 200
+        return (time.perf_counter() - t) * 1000
+
+    def sample(until_done: bool = False) -> Sample:
+        """SAMPLE_HITS rounds of a hit, the overview and a look at the job; with until_done, rounds until the job
+        is done instead."""
+        hits, pages = [], []
+        busy0, total0 = cpu_busy()
+        started = time.monotonic()
+        while True:
+            hits.append(hit())
+            pages.append(page())
+            done = job.values_list("status", flat=True).first() == BackgroundDelete.Status.DONE
+            if done if until_done else len(hits) >= SAMPLE_HITS:
+                break
+        busy1, total1 = cpu_busy()
+        seconds = time.monotonic() - started
+        busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else None
+        return Sample(hits, pages, seconds, os.getloadavg()[0], busy)
+
+    import redis
+
+    redis.Redis.from_url(BROKER).flushdb()  # the bench's own broker database: nothing left from an earlier run
+    worker = worker_start()
+    try:
+        for _ in range(5):  # warm-up
+            hit()
+            page()
+        before = sample()
+        started = time.perf_counter()
+        answer = api.post(
+            "/graphql/",
+            json.dumps({"query": f'mutation {{ delete_custom_event(slug: "{slug}") }}'}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+        answer_ms = (time.perf_counter() - started) * 1000
+        assert answer.json() == {"data": {"delete_custom_event": True}}, answer.content
+        print(f"  delete_custom_event answered in {answer_ms:.0f} ms (the task enqueued on {BROKER})")
+        during = sample(until_done=True)
+        after = sample()
+    finally:
+        worker.kill()
+        worker.wait()
+    done = job.get()
+    seconds = (done.finished_at - done.created_at).total_seconds()
     print(
-        f"  the background task removed {job.rows_done:,} rows in {job.batches:,} batches in {result['seconds']:.1f} s "
-        f"({job.rows_done / max(result['seconds'], 0.001):,.0f} rows/s)"
+        f"  the worker removed {done.rows_done:,} rows in {done.batches:,} batches in {seconds:.1f} s "
+        f"({done.rows_done / max(seconds, 0.001):,.0f} rows/s; batches of {settings.BACKGROUND_DELETE_BATCH_SIZE:,}, "
+        f"rest ratio {settings.BACKGROUND_DELETE_REST_RATIO:g})"
     )
-    # The same number of hits on each side where the task allowed it: the first QUIET_HITS hits during the task.
-    during = hit_times[:QUIET_HITS]
+    # The same number of hits on each side: the first `k` of each sample (SAMPLE_HITS unless the task was quicker).
+    k = min(SAMPLE_HITS, len(during.hits))
+    print("  rounds of a capture hit, the 30-day overview and a look at the job, each sample taken the same way:")
+    print(before.line("quiet, before", k))
+    print(during.line("during the task", k))
+    if len(during.hits) > k:
+        print(during.line("… all of it"))
+    print(after.line("quiet, after", k))
+    first = during.hits[:k]
     print(
-        f"  capture while it ran: median {statistics.median(hit_times):.1f} ms, p99 {p99(hit_times):.1f} ms, slowest "
-        f"{max(hit_times):.0f} ms ({len(hit_times)} hits; p99 of its first {len(during)}: {p99(during):.1f} ms)"
-    )
-    print(
-        f"  capture before it (quiet, {len(idle_hits)} hits): median {statistics.median(idle_hits):.1f} ms, p99 "
-        f"{p99(idle_hits):.1f} ms, slowest {max(idle_hits):.0f} ms; p99 during ÷ quiet: "
-        f"{p99(hit_times) / p99(idle_hits):.2f}×"
-    )
-    print(
-        f"  overview (30 days) while it ran: median {statistics.median(page_times):.1f} ms, slowest "
-        f"{max(page_times):.0f} ms (quiet: median {statistics.median(idle_pages):.1f} ms)"
+        f"  capture during ÷ quiet before: p99 {p99(first) / p99(before.hits[:k]):.2f}×, median "
+        f"{statistics.median(first) / statistics.median(before.hits[:k]):.2f}× (÷ quiet after: p99 "
+        f"{p99(first) / p99(after.hits[:k]):.2f}×)"
     )
     left = EventRecord.objects.filter(account=big, custom_event__slug=slug).count()
     print(f"  rows of it left: {left}")

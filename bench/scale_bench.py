@@ -179,8 +179,8 @@ def worker_start() -> subprocess.Popen:
 
     name = f"scale-bench-{os.getpid()}@localhost"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "paminga", "worker", "-P", "solo", "-n", name, "-l", "WARNING",
-         "--quiet", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        [sys.executable, "-m", "celery", "-A", "paminga", "--quiet", "worker", "-P", "solo", "-n", name,
+         "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT,
         env={**os.environ, "CELERY_BROKER_URL": BROKER},
         stdout=subprocess.DEVNULL,
@@ -205,6 +205,18 @@ def cpu_busy() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def server_counters() -> tuple[int, int]:
+    """The server's WAL position (bytes) and the checkpoints it has started (timed and requested)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, checkpoints_timed + checkpoints_req "
+            "FROM pg_stat_bgwriter"
+        )
+        return cursor.fetchone()
+
+
 @dataclass
 class Sample:
     hits: list[float]  # capture, ms
@@ -212,6 +224,8 @@ class Sample:
     seconds: float
     load: float  # 1-minute load average at its end
     busy: float | None  # share of the machine's cores busy during it (/proc/stat)
+    wal: float  # MiB of WAL the server wrote during it
+    checkpoints: int  # checkpoints that started during it
 
     def line(self, name: str, k: int | None = None) -> str:
         """Its first k rounds (all of them without k); the time, load and busy cores are the whole sample's."""
@@ -220,7 +234,8 @@ class Sample:
         return (
             f"  {name:<16} capture median {statistics.median(hits):5.1f} ms, p99 {p99(hits):5.1f} ms, slowest "
             f"{max(hits):4.0f} ms ({len(hits)} hits); overview median {statistics.median(pages):5.1f} ms; "
-            f"{self.seconds:.0f} s, load {self.load:.2f}{busy}"
+            f"{self.seconds:.0f} s, load {self.load:.2f}{busy}; WAL {self.wal / self.seconds:.1f} MiB/s, "
+            f"{self.checkpoints} checkpoints"
         )
 
 
@@ -280,6 +295,7 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         """SAMPLE_HITS rounds of a hit, the overview and a look at the job; with until_done, rounds until the job
         is done instead."""
         hits, pages = [], []
+        wal0, checkpoints0 = server_counters()
         busy0, total0 = cpu_busy()
         started = time.monotonic()
         while True:
@@ -291,7 +307,10 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         busy1, total1 = cpu_busy()
         seconds = time.monotonic() - started
         busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else None
-        return Sample(hits, pages, seconds, os.getloadavg()[0], busy)
+        wal1, checkpoints1 = server_counters()
+        return Sample(
+            hits, pages, seconds, os.getloadavg()[0], busy, (wal1 - wal0) / 2**20, checkpoints1 - checkpoints0
+        )
 
     import redis
 

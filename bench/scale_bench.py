@@ -50,7 +50,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -64,7 +64,8 @@ ROUNDS = 11
 NEW_EVENTS = 300
 # The broker of the Celery worker that runs the background delete: a Redis database of the bench's own (flushed).
 BROKER = os.environ.get("SCALE_BENCH_BROKER", "redis://127.0.0.1:6379/13")
-SAMPLE_HITS = 400  # capture hits per sample (before, during and after the background delete)
+SAMPLE_HITS = 400  # capture hits of the quiet sample before the background delete
+WINDOW, SKIP = 30, 3  # during it: rounds per stretch with the worker running or stopped, of which the first untimed
 EXPORT_SECONDS = 30  # the export is read for at most this long (rows/s over what was read)
 TIME_ZONE = "America/New_York"
 
@@ -219,32 +220,36 @@ def server_counters() -> tuple[int, int]:
 
 @dataclass
 class Sample:
-    hits: list[float]  # capture, ms
-    pages: list[float]  # the overview, ms
-    seconds: float
-    load: float  # 1-minute load average at its end
-    busy: float | None  # share of the machine's cores busy during it (/proc/stat)
-    wal: float  # MiB of WAL the server wrote during it
-    checkpoints: int  # checkpoints that started during it
+    """Capture and overview times of rounds taken one way, with what the machine and the server did meanwhile."""
+
+    hits: list[float] = field(default_factory=list)  # capture, ms
+    pages: list[float] = field(default_factory=list)  # the overview, ms
+    seconds: float = 0.0
+    busy: int = 0  # jiffies the machine's cores were busy (/proc/stat) ...
+    jiffies: int = 0  # ... of all
+    wal: int = 0  # bytes of WAL the server wrote
+    checkpoints: int = 0  # checkpoints it started
+    loads: list[float] = field(default_factory=list)  # 1-minute load average at the end of each stretch
 
     def line(self, name: str, k: int | None = None) -> str:
-        """Its first k rounds (all of them without k); the time, load and busy cores are the whole sample's."""
+        """Its first k rounds (all of them without k); the time, load and the rest are the whole sample's."""
         hits, pages = self.hits[:k], self.pages[:k]
-        busy = f", cores {self.busy:.0%} busy" if self.busy is not None else ""
+        busy = f", cores {self.busy / self.jiffies:.0%} busy" if self.jiffies else ""
         return (
             f"  {name:<16} capture median {statistics.median(hits):5.1f} ms, p99 {p99(hits):5.1f} ms, slowest "
             f"{max(hits):4.0f} ms ({len(hits)} hits); overview median {statistics.median(pages):5.1f} ms; "
-            f"{self.seconds:.0f} s, load {self.load:.2f}{busy}; WAL {self.wal / self.seconds:.1f} MiB/s, "
-            f"{self.checkpoints} checkpoints"
+            f"{self.seconds:.0f} s, load {statistics.mean(self.loads):.2f}{busy}; WAL "
+            f"{self.wal / 2**20 / max(self.seconds, 0.001):.1f} MiB/s, {self.checkpoints} checkpoints"
         )
 
 
 def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = None) -> None:
     """Deletes the definition owning about a tenth of the account's events through GraphQL; a Celery worker in a
-    process of its own runs the background task, as in production. Capture and the 30-day overview are measured
-    the same way three times: before the delete, while the task runs, and after it (quiet): SAMPLE_HITS capture
-    hits, each followed by one overview request and one look at the job's progress; during the task the loop goes
-    on until it is done, and its first SAMPLE_HITS rounds (all, if fewer) are compared with as many of the others."""
+    process of its own runs the background task, as in production. Rounds of one capture hit, one 30-day overview
+    request and one look at the job's progress are timed: SAMPLE_HITS of them before the delete (quiet), then,
+    until the task is done, stretches of WINDOW rounds with the worker running and stopped (SIGSTOP) in turn, so the
+    rounds during the task and the quiet ones are taken the same way at the same time, whatever else the machine
+    runs; the first SKIP rounds of each stretch are left out (a statement the worker sent goes on in the server)."""
     from django.conf import settings
     from django.test import Client
 
@@ -291,36 +296,37 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         assert browser.get(overview_url).status_code == 200
         return (time.perf_counter() - t) * 1000
 
-    def sample(until_done: bool = False) -> Sample:
-        """SAMPLE_HITS rounds of a hit, the overview and a look at the job; with until_done, rounds until the job
-        is done instead."""
-        hits, pages = [], []
+    def rounds(sample: Sample, count: int | None, skip: int = 0) -> bool:
+        """`count` rounds into the sample (the first `skip` untimed), or fewer if the job is done: says whether it
+        is."""
         wal0, checkpoints0 = server_counters()
-        busy0, total0 = cpu_busy()
+        busy0, jiffies0 = cpu_busy()
         started = time.monotonic()
-        while True:
-            hits.append(hit())
-            pages.append(page())
+        done = False
+        for i in range(count):
+            hit_ms, page_ms = hit(), page()
+            if i >= skip:
+                sample.hits.append(hit_ms)
+                sample.pages.append(page_ms)
             done = job.values_list("status", flat=True).first() == BackgroundDelete.Status.DONE
-            if done if until_done else len(hits) >= SAMPLE_HITS:
+            if done:
                 break
-        busy1, total1 = cpu_busy()
-        seconds = time.monotonic() - started
-        busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else None
+        sample.seconds += time.monotonic() - started
+        busy1, jiffies1 = cpu_busy()
+        sample.busy, sample.jiffies = sample.busy + busy1 - busy0, sample.jiffies + jiffies1 - jiffies0
         wal1, checkpoints1 = server_counters()
-        return Sample(
-            hits, pages, seconds, os.getloadavg()[0], busy, (wal1 - wal0) / 2**20, checkpoints1 - checkpoints0
-        )
+        sample.wal, sample.checkpoints = sample.wal + wal1 - wal0, sample.checkpoints + checkpoints1 - checkpoints0
+        sample.loads.append(os.getloadavg()[0])
+        return done
 
     import redis
 
     redis.Redis.from_url(BROKER).flushdb()  # the bench's own broker database: nothing left from an earlier run
+    before, during, paused = Sample(), Sample(), Sample()
     worker = worker_start()
     try:
-        for _ in range(5):  # warm-up
-            hit()
-            page()
-        before = sample()
+        rounds(Sample(), 5)  # warm-up
+        rounds(before, SAMPLE_HITS)
         started = time.perf_counter()
         answer = api.post(
             "/graphql/",
@@ -331,31 +337,36 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         answer_ms = (time.perf_counter() - started) * 1000
         assert answer.json() == {"data": {"delete_custom_event": True}}, answer.content
         print(f"  delete_custom_event answered in {answer_ms:.0f} ms (the task enqueued on {BROKER})")
-        during = sample(until_done=True)
-        after = sample()
+        while not rounds(during, WINDOW, SKIP):
+            os.kill(worker.pid, signal.SIGSTOP)
+            try:
+                rounds(paused, WINDOW, SKIP)
+            finally:
+                os.kill(worker.pid, signal.SIGCONT)
     finally:
         worker.kill()
         worker.wait()
     done = job.get()
     seconds = (done.finished_at - done.created_at).total_seconds()
+    running = max(seconds - paused.seconds, 0.001)
     print(
-        f"  the worker removed {done.rows_done:,} rows in {done.batches:,} batches in {seconds:.1f} s "
-        f"({done.rows_done / max(seconds, 0.001):,.0f} rows/s; batches of {settings.BACKGROUND_DELETE_BATCH_SIZE:,}, "
-        f"rest ratio {settings.BACKGROUND_DELETE_REST_RATIO:g})"
+        f"  the worker removed {done.rows_done:,} rows in {done.batches:,} batches in {running:.1f} s of running "
+        f"({done.rows_done / running:,.0f} rows/s; batches of {settings.BACKGROUND_DELETE_BATCH_SIZE:,}, rest ratio "
+        f"{settings.BACKGROUND_DELETE_REST_RATIO:g}), and {paused.seconds:.0f} s stopped by the bench"
     )
-    # The same number of hits on each side: the first `k` of each sample (SAMPLE_HITS unless the task was quicker).
-    k = min(SAMPLE_HITS, len(during.hits))
-    print("  rounds of a capture hit, the 30-day overview and a look at the job, each sample taken the same way:")
-    print(before.line("quiet, before", k))
-    print(during.line("during the task", k))
-    if len(during.hits) > k:
-        print(during.line("… all of it"))
-    print(after.line("quiet, after", k))
-    first = during.hits[:k]
+    # The same number of rounds on each side.
+    k = min(len(during.hits), len(paused.hits))
     print(
-        f"  capture during ÷ quiet before: p99 {p99(first) / p99(before.hits[:k]):.2f}×, median "
-        f"{statistics.median(first) / statistics.median(before.hits[:k]):.2f}× (÷ quiet after: p99 "
-        f"{p99(first) / p99(after.hits[:k]):.2f}×)"
+        f"  rounds of a capture hit, the 30-day overview and a look at the job, taken the same way; during the task "
+        f"in stretches of {WINDOW} rounds (the first {SKIP} left out) with the worker running and stopped in turn:"
+    )
+    print(during.line("task running", k))
+    print(paused.line("worker stopped", k))
+    print(before.line("quiet, before", k))
+    print(
+        f"  capture with the task running ÷ stopped: p99 {p99(during.hits[:k]) / p99(paused.hits[:k]):.2f}×, median "
+        f"{statistics.median(during.hits[:k]) / statistics.median(paused.hits[:k]):.2f}× "
+        f"(÷ quiet before: p99 {p99(during.hits[:k]) / p99(before.hits[:k]):.2f}×)"
     )
     left = EventRecord.objects.filter(account=big, custom_event__slug=slug).count()
     print(f"  rows of it left: {left}")

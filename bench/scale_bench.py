@@ -33,13 +33,14 @@ destroys data), the delete of the definition owning about a tenth of the events,
 
 The delete, as in production: the mutation enqueues the task on a Redis broker (SCALE_BENCH_BROKER, a database the
 bench flushes: use one nothing else uses) and a real Celery worker (`celery -A paminga worker`, solo pool), started
-by the bench in a process of its own with the same settings and database, runs it. Capture is sampled three times
-in exactly the same way (SAMPLE_HITS rounds of one capture hit, one 30-day overview request and one look at the
-job's progress): before the delete, while the task runs (until it is done; its first SAMPLE_HITS rounds, or all of
-them if the task was quicker, are compared with as many of the others) and after it. Each sample prints capture's
-median and p99, the overview's median, the machine's 1-minute load and how busy its cores were, so a figure taken
-while something else ran on the machine shows it. The worker is killed with the bench (also on Ctrl-C, a SIGTERM or
-a failure, and on Linux a SIGKILL).
+by the bench in a process of its own with the same settings and database, runs it. Capture is timed in rounds of one
+capture hit, one 30-day overview request and one look at the job's progress: SAMPLE_HITS rounds before the delete,
+then, until the task is done, stretches of WINDOW rounds with the worker running and stopped (SIGSTOP) in turn. The
+rounds with the task running and with it stopped are taken the same way over the same minutes, so load from
+elsewhere on the machine (a test suite, another bench) falls on both alike; as many of each are compared. Each
+sample also prints the machine's 1-minute load, how busy its cores were, and the WAL and checkpoints the server
+wrote meanwhile. The worker is killed with the bench (also on Ctrl-C, a SIGTERM or a failure, and on Linux a
+SIGKILL).
 """
 
 import argparse

@@ -31,16 +31,16 @@ recorded event (after VACUUM ANALYZE: the database, and heap and indexes of each
 their parent); rows/s of the 365-day occurrences CSV export of the biggest event. At the last size only (it
 destroys data), the delete of the definition owning about a tenth of the events, with capture's p99 during it.
 
-The delete, as in production: the mutation enqueues the task on a Redis broker (SCALE_BENCH_BROKER, a database the
-bench flushes: use one nothing else uses) and a real Celery worker (`celery -A paminga worker`, solo pool), started
-by the bench in a process of its own with the same settings and database, runs it. Capture is timed in rounds of one
-capture hit, one 30-day overview request and one look at the job's progress: SAMPLE_HITS rounds before the delete,
-then, until the task is done, stretches of WINDOW rounds with the worker running and stopped (SIGSTOP) in turn. The
-rounds with the task running and with it stopped are taken the same way over the same minutes, so load from
-elsewhere on the machine (a test suite, another bench) falls on both alike; as many of each are compared. Each
-sample also prints the machine's 1-minute load, how busy its cores were, and the WAL and checkpoints the server
-wrote meanwhile. The worker is killed with the bench (also on Ctrl-C, a SIGTERM or a failure, and on Linux a
-SIGKILL).
+The delete, as in production: the mutation enqueues the task on a Redis broker (SCALE_BENCH_BROKER), in a queue of
+the run's own (named after its database, so runs side by side never take each other's), and a real Celery worker
+(`celery -A paminga worker`, solo pool), started by the bench in a process of its own with the same settings and
+database, runs it. Capture is timed in rounds of one capture hit, one 30-day overview request and one look at the
+job's progress: SAMPLE_HITS rounds before the delete, then, until the task is done, stretches of WINDOW rounds with
+the worker running and stopped (SIGSTOP) in turn. The rounds with the task running and with it stopped are taken
+the same way over the same minutes, so load from elsewhere on the machine (a test suite, another bench) falls on
+both alike; as many of each are compared. Each sample also prints the machine's 1-minute load, how busy its cores
+were, and the WAL and checkpoints the server wrote meanwhile. The worker is killed with the bench (also on Ctrl-C,
+a SIGTERM or a failure, and on Linux a SIGKILL).
 """
 
 import argparse
@@ -63,8 +63,9 @@ SERVER = os.environ.get("SCALE_BENCH_SERVER", "postgres://postgres@127.0.0.1:543
 DATABASE = f"scale_bench_{os.getpid()}"
 ROUNDS = 11
 NEW_EVENTS = 300
-# The broker of the Celery worker that runs the background delete: a Redis database of the bench's own (flushed).
+# The broker of the Celery worker that runs the background delete (the task goes to a queue named after DATABASE).
 BROKER = os.environ.get("SCALE_BENCH_BROKER", "redis://127.0.0.1:6379/13")
+DELETE_TASK = "automations.tasks.background_delete_task"
 SAMPLE_HITS = 400  # capture hits of the quiet sample before the background delete
 WINDOW, SKIP = 30, 3  # during it: rounds per stretch with the worker running or stopped, of which the first untimed
 EXPORT_SECONDS = 30  # the export is read for at most this long (rows/s over what was read)
@@ -173,6 +174,12 @@ def worker_start() -> subprocess.Popen:
     SIGKILL (PR_SET_PDEATHSIG)."""
     from paminga.celery import app
 
+    # The delete's task goes to a queue of this run's own, which only its worker reads: benches running side by side
+    # on the same broker never take each other's task (each on its own database).
+    app.conf.task_routes = {**(app.conf.task_routes or {}), DELETE_TASK: {"queue": DATABASE}}
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)  # built again, with that route
+
     def die_with_parent() -> None:
         if sys.platform.startswith("linux"):
             import ctypes
@@ -182,7 +189,7 @@ def worker_start() -> subprocess.Popen:
     name = f"scale-bench-{os.getpid()}@localhost"
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "paminga", "--quiet", "worker", "-P", "solo", "-n", name,
-         "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+         "-Q", DATABASE, "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT,
         env={**os.environ, "CELERY_BROKER_URL": BROKER},
         stdout=subprocess.DEVNULL,
@@ -320,9 +327,6 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         sample.loads.append(os.getloadavg()[0])
         return done
 
-    import redis
-
-    redis.Redis.from_url(BROKER).flushdb()  # the bench's own broker database: nothing left from an earlier run
     before, during, paused = Sample(), Sample(), Sample()
     worker = worker_start()
     try:
@@ -337,7 +341,12 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         )
         answer_ms = (time.perf_counter() - started) * 1000
         assert answer.json() == {"data": {"delete_custom_event": True}}, answer.content
-        print(f"  delete_custom_event answered in {answer_ms:.0f} ms (the task enqueued on {BROKER})")
+        print(f"  delete_custom_event answered in {answer_ms:.0f} ms (the task enqueued on {BROKER}, queue {DATABASE})")
+        deadline = time.monotonic() + 60
+        while job.values_list("status", flat=True).first() in (None, BackgroundDelete.Status.PENDING):
+            if time.monotonic() > deadline:
+                raise SystemExit("The worker did not take the delete's task within 60 s.")
+            time.sleep(0.02)
         while not rounds(during, WINDOW, SKIP):
             os.kill(worker.pid, signal.SIGSTOP)
             try:

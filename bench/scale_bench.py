@@ -356,6 +356,12 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
     finally:
         worker.kill()
         worker.wait()
+        import redis
+
+        # What the run's queue left on the broker (kombu's bindings of it).
+        redis.Redis.from_url(BROKER).delete(
+            DATABASE, f"_kombu.binding.{DATABASE}", f"_kombu.binding_permanent.{DATABASE}"
+        )
     done = job.get()
     seconds = (done.finished_at - done.created_at).total_seconds()
     running = max(seconds - paused.seconds, 0.001)
@@ -364,8 +370,13 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         f"({done.rows_done / running:,.0f} rows/s; batches of {settings.BACKGROUND_DELETE_BATCH_SIZE:,}, rest ratio "
         f"{settings.BACKGROUND_DELETE_REST_RATIO:g}), and {paused.seconds:.0f} s stopped by the bench"
     )
+    left = EventRecord.objects.filter(account=big, custom_event__slug=slug).count()
+    print(f"  rows of it left: {left}")
     # The same number of rounds on each side.
     k = min(len(during.hits), len(paused.hits))
+    if k < 2:
+        print(f"  the task was done within {WINDOW * 2} rounds: too quick to compare capture with it (more events)")
+        return
     print(
         f"  rounds of a capture hit, the 30-day overview and a look at the job, taken the same way; during the task "
         f"in stretches of {WINDOW} rounds (the first {SKIP} left out) with the worker running and stopped in turn:"
@@ -378,8 +389,6 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         f"{statistics.median(during.hits[:k]) / statistics.median(paused.hits[:k]):.2f}× "
         f"(÷ quiet before: p99 {p99(during.hits[:k]) / p99(before.hits[:k]):.2f}×)"
     )
-    left = EventRecord.objects.filter(account=big, custom_event__slug=slug).count()
-    print(f"  rows of it left: {left}")
 
 
 def run(args) -> None:

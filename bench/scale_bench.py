@@ -5,6 +5,8 @@ once. On a PostgreSQL database of its own, created and dropped by the script (lo
     .venv/bin/python bench/scale_bench.py --events 300000 --small 30000 --keep   # smaller; keep the database
     .venv/bin/python bench/scale_bench.py --sizes 5000000,20000000   # one account growing through sizes
     SCALE_BENCH_SERVER=postgres://postgres@127.0.0.1:5432 ...      # the server (default: that one)
+    SCALE_BENCH_BROKER=redis://127.0.0.1:6379/13 ...                # the delete's broker (default: that one)
+    BACKGROUND_DELETE_BATCH_SIZE=2000 BACKGROUND_DELETE_REST_RATIO=1 ...   # the delete's tunables (settings.py)
 
 Three accounts in America/New_York: an empty one (the baseline), a small and a big one, each written by the
 seed_demo_data generator over a year, then rolled up. It measures, through Django's test client (middleware, view,
@@ -15,7 +17,8 @@ queries, template), after two warm-up requests:
 - a rollup run after "a few minutes" of new traffic (NEW_EVENTS events written into today), against what a run
   cost before it folded new rows (rebuilding the days they fall on from all their rows);
 - the time `delete_custom_event` (GraphQL) takes to answer for the definition owning about a tenth of the big
-  account's events, and the background task's duration, with capture and the overview measured while it runs.
+  account's events, and the background task's duration and rows/s, with capture and the overview measured while
+  it runs (below).
 
 Ratios are printed against the empty account and the small one.
 
@@ -27,6 +30,17 @@ NEW_EVENTS new events and a full rebuild of the big account's rollups (`reports_
 recorded event (after VACUUM ANALYZE: the database, and heap and indexes of each table, partitions summed under
 their parent); rows/s of the 365-day occurrences CSV export of the biggest event. At the last size only (it
 destroys data), the delete of the definition owning about a tenth of the events, with capture's p99 during it.
+
+The delete, as in production: the mutation enqueues the task on a Redis broker (SCALE_BENCH_BROKER), in a queue of
+the run's own (named after its database, so runs side by side never take each other's), and a real Celery worker
+(`celery -A paminga worker`, solo pool), started by the bench in a process of its own with the same settings and
+database, runs it. Capture is timed in rounds of one capture hit, one 30-day overview request and one look at the
+job's progress: SAMPLE_HITS rounds before the delete, then, until the task is done, stretches of WINDOW rounds with
+the worker running and stopped (SIGSTOP) in turn. The rounds with the task running and with it stopped are taken
+the same way over the same minutes, so load from elsewhere on the machine (a test suite, another bench) falls on
+both alike; as many of each are compared. Each sample also prints the machine's 1-minute load, how busy its cores
+were, and the WAL and checkpoints the server wrote meanwhile. The worker is killed with the bench (also on Ctrl-C,
+a SIGTERM or a failure, and on Linux a SIGKILL).
 """
 
 import argparse
@@ -34,9 +48,10 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
-import threading
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -48,7 +63,11 @@ SERVER = os.environ.get("SCALE_BENCH_SERVER", "postgres://postgres@127.0.0.1:543
 DATABASE = f"scale_bench_{os.getpid()}"
 ROUNDS = 11
 NEW_EVENTS = 300
-QUIET_HITS = 300  # capture hits measured before the background delete, for its p99
+# The broker of the Celery worker that runs the background delete (the task goes to a queue named after DATABASE).
+BROKER = os.environ.get("SCALE_BENCH_BROKER", "redis://127.0.0.1:6379/13")
+DELETE_TASK = "automations.tasks.background_delete_task"
+SAMPLE_HITS = 400  # capture hits of the quiet sample before the background delete
+WINDOW, SKIP = 30, 3  # during it: rounds per stretch with the worker running or stopped, of which the first untimed
 EXPORT_SECONDS = 30  # the export is read for at most this long (rows/s over what was read)
 TIME_ZONE = "America/New_York"
 
@@ -84,12 +103,20 @@ def main() -> None:
     # A kill (SIGTERM, SIGHUP) unwinds like Ctrl-C, so that the database is dropped in any case.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler)
+    import redis
+
+    try:
+        redis.Redis.from_url(BROKER, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        sys.exit(f"The background delete's worker needs Redis at {BROKER} (SCALE_BENCH_BROKER): {exc}")
     admin_sql(f'CREATE DATABASE "{DATABASE}"')
     try:
         os.environ["DATABASE_URL"] = f"{SERVER}/{DATABASE}"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paminga.settings")
         os.environ.setdefault("STATIC_MANIFEST", "0")
-        os.environ["CELERY_BROKER_URL"] = ""
+        # Tasks go to the bench's broker: only the background delete is sent (the demo data has no actions), and the
+        # worker started for it runs it.
+        os.environ["CELERY_BROKER_URL"] = BROKER
         os.environ["REDIS_URL"] = ""
         os.environ.setdefault("SECRET_KEY", "scale-bench")
         os.environ["LOG_LEVEL"] = "ERROR"
@@ -140,14 +167,101 @@ def event_counts(account) -> dict[str, int]:
     return {r["custom_event__slug"]: r["n"] for r in rows if r["custom_event__slug"]}
 
 
+def worker_start() -> subprocess.Popen:
+    """A Celery worker of the project (`celery -A paminga worker`) in a process of its own, on the bench's database
+    and BROKER, as production runs the background delete; returns once it answers a ping. The solo pool runs the
+    task in that one process, so killing it stops the task at once; on Linux it dies with the bench even on a
+    SIGKILL (PR_SET_PDEATHSIG)."""
+    from paminga.celery import app
+
+    # The delete's task goes to a queue of this run's own, which only its worker reads: benches running side by side
+    # on the same broker never take each other's task (each on its own database).
+    app.conf.task_routes = {**(app.conf.task_routes or {}), DELETE_TASK: {"queue": DATABASE}}
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)  # built again, with that route
+
+    def die_with_parent() -> None:
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    name = f"scale-bench-{os.getpid()}@localhost"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "paminga", "--quiet", "worker", "-P", "solo", "-n", name,
+         "-Q", DATABASE, "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT,
+        env={**os.environ, "CELERY_BROKER_URL": BROKER},
+        stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not app.control.ping(destination=[name], timeout=0.5):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            raise SystemExit(f"The Celery worker did not start (broker {BROKER}).")
+    return worker
+
+
+def cpu_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all the machine's cores (/proc/stat), (0, 0) where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def server_counters() -> tuple[int, int]:
+    """The server's WAL position (bytes) and the checkpoints it has started (timed and requested)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, checkpoints_timed + checkpoints_req "
+            "FROM pg_stat_bgwriter"
+        )
+        return cursor.fetchone()
+
+
+@dataclass
+class Sample:
+    """Capture and overview times of rounds taken one way, with what the machine and the server did meanwhile."""
+
+    hits: list[float] = field(default_factory=list)  # capture, ms
+    pages: list[float] = field(default_factory=list)  # the overview, ms
+    seconds: float = 0.0
+    busy: int = 0  # jiffies the machine's cores were busy (/proc/stat) ...
+    jiffies: int = 0  # ... of all
+    wal: int = 0  # bytes of WAL the server wrote
+    checkpoints: int = 0  # checkpoints it started
+    loads: list[float] = field(default_factory=list)  # 1-minute load average at the end of each stretch
+
+    def line(self, name: str, k: int | None = None) -> str:
+        """Its first k rounds (all of them without k); the time, load and the rest are the whole sample's."""
+        hits, pages = self.hits[:k], self.pages[:k]
+        busy = f", cores {self.busy / self.jiffies:.0%} busy" if self.jiffies else ""
+        return (
+            f"  {name:<16} capture median {statistics.median(hits):5.1f} ms, p99 {p99(hits):5.1f} ms, slowest "
+            f"{max(hits):4.0f} ms ({len(hits)} hits); overview median {statistics.median(pages):5.1f} ms; "
+            f"{self.seconds:.0f} s, load {statistics.mean(self.loads):.2f}{busy}; WAL "
+            f"{self.wal / 2**20 / max(self.seconds, 0.001):.1f} MiB/s, {self.checkpoints} checkpoints"
+        )
+
+
 def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = None) -> None:
-    """Deletes the definition owning about a tenth of the account's events through GraphQL, then runs the
-    background task while capture hits and the 30-day overview are measured; capture's p99 against QUIET_HITS
-    hits measured before it."""
+    """Deletes the definition owning about a tenth of the account's events through GraphQL; a Celery worker in a
+    process of its own runs the background task, as in production. Rounds of one capture hit, one 30-day overview
+    request and one look at the job's progress are timed: SAMPLE_HITS of them before the delete (quiet), then,
+    until the task is done, stretches of WINDOW rounds with the worker running and stopped (SIGSTOP) in turn, so the
+    rounds during the task and the quiet ones are taken the same way at the same time, whatever else the machine
+    runs; the first SKIP rounds of each stretch are left out (a statement the worker sent goes on in the server)."""
+    from django.conf import settings
     from django.test import Client
 
-    from automations import tasks
-    from automations.deletes import background_delete_run
+    from automations.models import BackgroundDelete
     from paminga.services import api_key_create
     from tracking.models import EventRecord
 
@@ -155,42 +269,17 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
     counts = counts or event_counts(big)
     total = sum(counts.values())
     slug = min(counts, key=lambda s: abs(counts[s] - total / 10))
+    event = big.custom_events.get(slug=slug)
     print(f"  {slug}: {counts[slug]:,} of {total:,} events")
     secret = api_key_create(account=big, name="bench-delete")[1]
-    queued = []
-    tasks.background_delete_task.delay = lambda job_id: queued.append(job_id)  # a worker runs it, not the request
     api = Client()
-    started = time.perf_counter()
-    answer = api.post(
-        "/graphql/",
-        json.dumps({"query": f'mutation {{ delete_custom_event(slug: "{slug}") }}'}),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {secret}",
-    )
-    answer_ms = (time.perf_counter() - started) * 1000
-    assert answer.json() == {"data": {"delete_custom_event": True}}, answer.content
-    print(f"  delete_custom_event answered in {answer_ms:.0f} ms")
-
     browser = client_for(big)
-    video_slug = "watched-product-video" if slug != "watched-product-video" else "requested-demo"
-    hit_times, page_times, done = [], [], threading.Event()
-    result = {}
-
-    def task():
-        from django.db import connection
-
-        started = time.monotonic()
-        try:
-            result["job"] = background_delete_run(job_id=queued[0])
-        finally:
-            result["seconds"] = time.monotonic() - started
-            connection.close()
-            done.set()
-
     capture = Client()
+    video_slug = "watched-product-video" if slug != "watched-product-video" else "requested-demo"
+    job = BackgroundDelete.objects.filter(kind=BackgroundDelete.Kind.CUSTOM_EVENT, target_id=event.pk)
     n = 0
 
-    def hit():
+    def hit() -> float:
         nonlocal n
         n += 1
         body = {
@@ -210,46 +299,96 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
         assert response.status_code in (200, 202), response.content
         return (time.perf_counter() - t) * 1000
 
-    for _ in range(5):  # warm-up
-        hit()
-    idle_hits = [hit() for _ in range(QUIET_HITS)]
-    for _ in range(2):
-        browser.get(overview_url)
-    idle_pages = []
-    for _ in range(5):
+    def page() -> float:
         t = time.perf_counter()
-        browser.get(overview_url)
-        idle_pages.append((time.perf_counter() - t) * 1000)
-    thread = threading.Thread(target=task)
-    thread.start()
-    while not done.is_set():
-        hit_times.append(hit())
-        t = time.perf_counter()
-        browser.get(overview_url)
-        page_times.append((time.perf_counter() - t) * 1000)
-    thread.join()
-    job = result["job"]
+        assert browser.get(overview_url).status_code == 200
+        return (time.perf_counter() - t) * 1000
+
+    def rounds(sample: Sample, count: int | None, skip: int = 0) -> bool:
+        """`count` rounds into the sample (the first `skip` untimed), or fewer if the job is done: says whether it
+        is."""
+        wal0, checkpoints0 = server_counters()
+        busy0, jiffies0 = cpu_busy()
+        started = time.monotonic()
+        done = False
+        for i in range(count):
+            hit_ms, page_ms = hit(), page()
+            if i >= skip:
+                sample.hits.append(hit_ms)
+                sample.pages.append(page_ms)
+            done = job.values_list("status", flat=True).first() == BackgroundDelete.Status.DONE
+            if done:
+                break
+        sample.seconds += time.monotonic() - started
+        busy1, jiffies1 = cpu_busy()
+        sample.busy, sample.jiffies = sample.busy + busy1 - busy0, sample.jiffies + jiffies1 - jiffies0
+        wal1, checkpoints1 = server_counters()
+        sample.wal, sample.checkpoints = sample.wal + wal1 - wal0, sample.checkpoints + checkpoints1 - checkpoints0
+        sample.loads.append(os.getloadavg()[0])
+        return done
+
+    before, during, paused = Sample(), Sample(), Sample()
+    worker = worker_start()
+    try:
+        rounds(Sample(), 5)  # warm-up
+        rounds(before, SAMPLE_HITS)
+        started = time.perf_counter()
+        answer = api.post(
+            "/graphql/",
+            json.dumps({"query": f'mutation {{ delete_custom_event(slug: "{slug}") }}'}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+        )
+        answer_ms = (time.perf_counter() - started) * 1000
+        assert answer.json() == {"data": {"delete_custom_event": True}}, answer.content
+        print(f"  delete_custom_event answered in {answer_ms:.0f} ms (the task enqueued on {BROKER}, queue {DATABASE})")
+        deadline = time.monotonic() + 60
+        while job.values_list("status", flat=True).first() in (None, BackgroundDelete.Status.PENDING):
+            if time.monotonic() > deadline:
+                raise SystemExit("The worker did not take the delete's task within 60 s.")
+            time.sleep(0.02)
+        while not rounds(during, WINDOW, SKIP):
+            os.kill(worker.pid, signal.SIGSTOP)
+            try:
+                rounds(paused, WINDOW, SKIP)
+            finally:
+                os.kill(worker.pid, signal.SIGCONT)
+    finally:
+        worker.kill()
+        worker.wait()
+        import redis
+
+        # What the run's queue left on the broker (kombu's bindings of it).
+        redis.Redis.from_url(BROKER).delete(
+            DATABASE, f"_kombu.binding.{DATABASE}", f"_kombu.binding_permanent.{DATABASE}"
+        )
+    done = job.get()
+    seconds = (done.finished_at - done.created_at).total_seconds()
+    running = max(seconds - paused.seconds, 0.001)
     print(
-        f"  the background task removed {job.rows_done:,} rows in {job.batches:,} batches in {result['seconds']:.1f} s "
-        f"({job.rows_done / max(result['seconds'], 0.001):,.0f} rows/s)"
-    )
-    # The same number of hits on each side where the task allowed it: the first QUIET_HITS hits during the task.
-    during = hit_times[:QUIET_HITS]
-    print(
-        f"  capture while it ran: median {statistics.median(hit_times):.1f} ms, p99 {p99(hit_times):.1f} ms, slowest "
-        f"{max(hit_times):.0f} ms ({len(hit_times)} hits; p99 of its first {len(during)}: {p99(during):.1f} ms)"
-    )
-    print(
-        f"  capture before it (quiet, {len(idle_hits)} hits): median {statistics.median(idle_hits):.1f} ms, p99 "
-        f"{p99(idle_hits):.1f} ms, slowest {max(idle_hits):.0f} ms; p99 during ÷ quiet: "
-        f"{p99(hit_times) / p99(idle_hits):.2f}×"
-    )
-    print(
-        f"  overview (30 days) while it ran: median {statistics.median(page_times):.1f} ms, slowest "
-        f"{max(page_times):.0f} ms (quiet: median {statistics.median(idle_pages):.1f} ms)"
+        f"  the worker removed {done.rows_done:,} rows in {done.batches:,} batches in {running:.1f} s of running "
+        f"({done.rows_done / running:,.0f} rows/s; batches of {settings.BACKGROUND_DELETE_BATCH_SIZE:,}, rest ratio "
+        f"{settings.BACKGROUND_DELETE_REST_RATIO:g}), and {paused.seconds:.0f} s stopped by the bench"
     )
     left = EventRecord.objects.filter(account=big, custom_event__slug=slug).count()
     print(f"  rows of it left: {left}")
+    # The same number of rounds on each side.
+    k = min(len(during.hits), len(paused.hits))
+    if k < 2:
+        print(f"  the task was done within {WINDOW * 2} rounds: too quick to compare capture with it (more events)")
+        return
+    print(
+        f"  rounds of a capture hit, the 30-day overview and a look at the job, taken the same way; during the task "
+        f"in stretches of {WINDOW} rounds (the first {SKIP} left out) with the worker running and stopped in turn:"
+    )
+    print(during.line("task running", k))
+    print(paused.line("worker stopped", k))
+    print(before.line("quiet, before", k))
+    print(
+        f"  capture with the task running ÷ stopped: p99 {p99(during.hits[:k]) / p99(paused.hits[:k]):.2f}×, median "
+        f"{statistics.median(during.hits[:k]) / statistics.median(paused.hits[:k]):.2f}× "
+        f"(÷ quiet before: p99 {p99(during.hits[:k]) / p99(before.hits[:k]):.2f}×)"
+    )
 
 
 def run(args) -> None:

@@ -1,13 +1,16 @@
 """CSV downloads of the report tables, and the export of an event's occurrences (raw rows, possibly millions)."""
 
+import contextlib
 import csv
 import io
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import itemgetter
 from zoneinfo import ZoneInfo
 
-from django.db import models
+from django.db import connections, models
+from django.db.models import F, Lookup
 from django.db.models.functions import Cast
 from django.http import StreamingHttpResponse
 
@@ -91,6 +94,10 @@ def csv_response(filename: str, header: list[str], rows: Iterable[Iterable]) -> 
 # --- Raw rows -----------------------------------------------------------------------------------------------------
 
 READ_AS_TEXT = (models.JSONField, models.DateTimeField)
+# Entries each per-export cache holds (ids of a referenced row, formatted cells of a column) before it starts
+# again: a cache makes repeated values cost once per export rather than once per page, and never grows with the
+# size of the export (about 15 MB at most per column).
+EXPORT_CACHE_SIZE = 100_000
 
 
 def _field(model, path: str) -> models.Field:
@@ -100,11 +107,76 @@ def _field(model, path: str) -> models.Field:
     return model._meta.get_field(name)
 
 
+def _reference(model, path: str) -> models.ForeignKey | None:
+    """The foreign key of a path one relation away (`contact__email`), whose rows are looked up by id."""
+    relation, _, name = path.partition("__")
+    if not name or "__" in name:
+        return None
+    field = model._meta.get_field(relation)
+    return field if field.many_to_one else None
+
+
+def _read(model, path: str):
+    """What a page reads for a field path: the key of a reference (its value is looked up, see _References), the
+    stored text of a JSON field (decoded once per distinct value: metadata repeats, a plan, a form, a campaign)
+    and of a time (Django's psycopg loader of timestamps is Python code, several times slower than
+    datetime.fromisoformat), else the path itself."""
+    reference = _reference(model, path)
+    if reference is not None:
+        return reference.attname
+    if isinstance(_field(model, path), READ_AS_TEXT):
+        return Cast(path, models.TextField())
+    return path
+
+
 def export_selection(model, paths: Sequence[str]) -> list:
-    """What to read for each field path: the path itself, or the stored text of a JSON field (decoded once per
-    distinct value in a chunk: metadata repeats, a plan, a form, a campaign) and of a time (Django's psycopg loader
-    of timestamps is Python code, several times slower than datetime.fromisoformat)."""
-    return [Cast(path, models.TextField()) if isinstance(_field(model, path), READ_AS_TEXT) else path for path in paths]
+    """What a page reads for each field path (see _read), as values_list takes them."""
+    return [_read(model, path) for path in paths]
+
+
+class _AnyOf(Lookup):
+    """`lhs` is one of a list of values, passed as one parameter: with IN and a placeholder per value, Django and
+    psycopg spend longer on the 10,000 ids of a page (about 8 µs each) than the database takes to look them up."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", (*params, json.dumps(self.rhs))
+
+    def as_postgresql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*params, self.rhs)
+
+
+class _References:
+    """The values of the columns read through a foreign key (`contact__email`, `visitor__uid`), looked up by id in
+    one query per page for the ids not seen yet in the export, instead of joining the referenced tables in every
+    page: a contact fires many times, and each join is a primary-key look-up per row (several buffer reads, from
+    disk once the table no longer fits in memory), where the look-up of a page's new ids reads them in key order."""
+
+    def __init__(self, model, paths: Sequence[str], database: str):
+        self.database = database
+        self.columns = [
+            (index, reference.related_model, _read(reference.related_model, path.partition("__")[2]), {})
+            for index, path in enumerate(paths)
+            if (reference := _reference(model, path)) is not None
+        ]
+
+    def resolve(self, columns: list) -> None:
+        """Replaces each reference column's ids by the values they refer to (None for no reference)."""
+        for index, related, read, values in self.columns:
+            ids = columns[index]
+            missing = set(ids).difference(values)
+            if len(values) + len(missing) > EXPORT_CACHE_SIZE:
+                values.clear()
+                missing = set(ids)
+            missing.discard(None)
+            if missing:
+                found = related._base_manager.using(self.database).filter(_AnyOf(F("pk"), sorted(missing)))
+                values.update(found.values_list("pk", read))
+            columns[index] = list(map(values.get, ids))
 
 
 def _column_cells(field: models.Field, tz: ZoneInfo) -> Callable:
@@ -119,35 +191,111 @@ def _column_cells(field: models.Field, tz: ZoneInfo) -> Callable:
     return csv_cell
 
 
-def csv_chunks(*, model, paths: Sequence[str], chunks: Iterable[Sequence[tuple]], tz: ZoneInfo) -> Iterator[str]:
-    """CSV text, one string per chunk of rows, each row holding the values read for `paths` (export_selection) and
-    possibly more values after them, which are ignored.
+def _cells(values: Sequence, cell: Callable, cache: dict) -> Iterable[str]:
+    """The cells of one column of a page. Where the column's values repeat within the page (a source, a channel, a
+    UTM value, metadata), each distinct value is formatted once per export, kept in the column's cache; values that
+    are mostly distinct (times, page URLs) are formatted as they come, and not kept."""
+    distinct = set(values)
+    if len(distinct) * 2 >= len(values):
+        return map(cell, values)
+    missing = distinct.difference(cache)
+    if len(cache) + len(missing) > EXPORT_CACHE_SIZE:
+        cache.clear()
+        missing = distinct
+    cache.update(zip(missing, map(cell, missing), strict=True))
+    return map(cache.__getitem__, values)
 
-    The formatting is done a column at a time: C-level loops (map, set, zip, csv.writer.writerows) do the per-cell
-    work, and in a column whose values repeat within the chunk (a source, a channel, a UTM value, metadata), each
-    distinct value is formatted once."""
+
+def csv_chunks(*, model, paths: Sequence[str], pages: Iterable[Sequence[Sequence]], tz: ZoneInfo) -> Iterator[str]:
+    """CSV text, one string per page, each page given as its columns: the values read for `paths`
+    (export_selection), references resolved (_References).
+
+    The formatting is done a column at a time, with C-level loops (map, set, zip, csv.writer.writerows) doing the
+    per-cell work, and repeated values formatted once per export (_cells)."""
     formats = [_column_cells(_field(model, path), tz) for path in paths]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for rows in chunks:
-        columns = []
-        for index, cell in enumerate(formats):
-            values = list(map(itemgetter(index), rows))
-            distinct = set(values)
-            if len(distinct) * 2 < len(values):
-                cells = {value: cell(value) for value in distinct}
-                columns.append(map(cells.__getitem__, values))
-            else:
-                columns.append(map(cell, values))
-        writer.writerows(zip(*columns, strict=True))
+    caches = [{} for _ in paths]
+    for columns in pages:
+        # A new buffer per page: writing into a StringIO that was truncated is much slower than into a new one.
+        buffer = io.StringIO()
+        cells = map(_cells, columns, formats, caches)
+        csv.writer(buffer).writerows(zip(*cells, strict=True))
         yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+
+
+def _columns(pages: Iterable[Sequence[tuple]], width: int, references: _References) -> Iterator[list]:
+    """Pages of rows as their first `width` columns, references resolved."""
+    for rows in pages:
+        columns = list(zip(*rows, strict=True))[:width]
+        references.resolve(columns)
+        yield columns
+
+
+def _read_ahead(pages: Iterator, database: str) -> Iterator:
+    """The pages, each read on a thread of its own while the caller formats the previous one: the database works
+    on a page (on the other core) while Python turns the last one into text. At most two pages are held: the one
+    being formatted and the one being read. The thread has its own connection to `database`, closed when the pages
+    end or the caller stops early (a client that disconnects closes the response, and so this generator).
+
+    Inside a transaction the pages are read in the caller's thread: another connection would not see its rows."""
+    if connections[database].in_atomic_block:
+        yield from pages
+        return
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_read_pages, args=(pages, database, ready, stop), name="export-reader", daemon=True
+    )
+    reader.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            ready.task_done()  # the reader goes on to the next page
+            if kind == "page":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        while reader.is_alive():  # takes what the reader still hands over, so that it sees `stop` and ends
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+                ready.task_done()
+        reader.join()
+
+
+def _read_pages(pages: Iterator, database: str, ready: queue.Queue, stop: threading.Event) -> None:
+    """The reading thread of _read_ahead: hands over each page, waits until it is taken (so that no more than one
+    page waits), and ends with "end" or the error that stopped it."""
+    try:
+        for page in pages:
+            ready.put(("page", page))
+            ready.join()
+            if stop.is_set():
+                break
+        ready.put(("end", None))
+    except Exception as error:
+        ready.put(("error", error))
+    finally:
+        pages.close()
+        connections[database].close()
 
 
 def csv_rows_response(
-    filename: str, *, columns: dict[str, str], chunks: Iterable[Sequence[tuple]], tz: ZoneInfo, model=EventRecord
+    filename: str,
+    *,
+    columns: dict[str, str],
+    pages: Iterable[Sequence[tuple]],
+    tz: ZoneInfo,
+    database: str,
+    model=EventRecord,
 ) -> StreamingHttpResponse:
-    """Streams raw rows read in chunks (see csv_chunks): memory holds one chunk, whatever the number of rows."""
-    body = csv_chunks(model=model, paths=list(columns.values()), chunks=chunks, tz=tz)
+    """Streams raw rows read in pages, each row holding the values read for the columns' paths (export_selection)
+    and possibly more values after them, which are ignored. Memory holds a page or two and the bounded caches,
+    whatever the number of rows."""
+    paths = list(columns.values())
+    references = _References(model, paths, database)
+    pages = _read_ahead(_columns(pages, len(paths), references), database)
+    body = csv_chunks(model=model, paths=paths, pages=pages, tz=tz)
     return _response(filename, list(columns), body)

@@ -135,19 +135,21 @@ def export_selection(model, paths: Sequence[str]) -> list:
 
 
 class _AnyOf(Lookup):
-    """`lhs` is one of a list of values, passed as one parameter: with IN and a placeholder per value, Django and
-    psycopg spend longer on the 10,000 ids of a page (about 8 µs each) than the database takes to look them up."""
+    """`lhs` is one of a list of keys (integers), passed as one text parameter built in C: with IN and a
+    placeholder per key, Django and psycopg spend longer on the 10,000 keys of a page (about 8 µs each) than the
+    database takes to look them up, and so does psycopg's adaptation of a Python list to an array."""
 
     lookup_name = "any_of"
     prepare_rhs = False
 
     def as_sql(self, compiler, connection):
         lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} IN (SELECT value FROM json_each(%s))", (*params, json.dumps(self.rhs))
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", (*params, f"[{','.join(map(str, self.rhs))}]")
 
     def as_postgresql(self, compiler, connection):
         lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*params, self.rhs)
+        array = f"{self.lhs.output_field.db_type(connection)}[]"
+        return f"{lhs} = ANY(%s::{array})", (*params, f"{{{','.join(map(str, self.rhs))}}}")
 
 
 class _References:

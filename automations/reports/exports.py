@@ -6,7 +6,8 @@ import io
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.db import connections, models
@@ -94,10 +95,11 @@ def csv_response(filename: str, header: list[str], rows: Iterable[Iterable]) -> 
 # --- Raw rows -----------------------------------------------------------------------------------------------------
 
 READ_AS_TEXT = (models.JSONField, models.DateTimeField)
-# Entries each per-export cache holds (ids of a referenced row, formatted cells of a column) before it starts
-# again: a cache makes repeated values cost once per export rather than once per page, and never grows with the
-# size of the export (about 15 MB at most per column).
-EXPORT_CACHE_SIZE = 100_000
+# About the bytes each per-export cache (the values of a reference by id, the cells of a column) holds before it
+# starts again: a cache makes a repeated value cost once per export rather than once per page, and its memory does
+# not grow with the size of the export. Each entry counts its characters and this much for the dict and the key.
+EXPORT_CACHE_BYTES = 8_000_000
+CACHE_ENTRY_BYTES = 100
 
 
 def _field(model, path: str) -> models.Field:
@@ -134,6 +136,35 @@ def export_selection(model, paths: Sequence[str]) -> list:
     return [_read(model, path) for path in paths]
 
 
+class _Cache(dict):
+    """Values kept across the pages of one export, up to about EXPORT_CACHE_BYTES: past that it starts again with
+    the current page's values only."""
+
+    def __init__(self):
+        super().__init__()
+        self.size = 0
+
+    def cover(self, keys: set, compute: Callable[[list], Iterable]) -> None:
+        """Makes the cache hold every key of a page, computing the values of those it does not hold (`compute`
+        takes a list of keys and gives their values in the same order)."""
+        missing = list(keys.difference(self))
+        if not missing:
+            return
+        values = list(compute(missing))
+        size = _size(values)
+        if self.size + size > EXPORT_CACHE_BYTES:
+            kept = {key: self[key] for key in keys.intersection(self)}
+            self.clear()
+            self.update(kept)
+            self.size = _size(kept.values())
+        self.update(zip(missing, values, strict=True))
+        self.size += size
+
+
+def _size(values: Collection) -> int:
+    return sum(map(len, map(str, values))) + CACHE_ENTRY_BYTES * len(values)
+
+
 class _AnyOf(Lookup):
     """`lhs` is one of a list of keys (integers), passed as one text parameter built in C: with IN and a
     placeholder per key, Django and psycopg spend longer on the 10,000 keys of a page (about 8 µs each) than the
@@ -161,7 +192,7 @@ class _References:
     def __init__(self, model, paths: Sequence[str], database: str):
         self.database = database
         self.columns = [
-            (index, reference.related_model, _read(reference.related_model, path.partition("__")[2]), {})
+            (index, reference.related_model, _read(reference.related_model, path.partition("__")[2]), _Cache())
             for index, path in enumerate(paths)
             if (reference := _reference(model, path)) is not None
         ]
@@ -170,15 +201,12 @@ class _References:
         """Replaces each reference column's ids by the values they refer to (None for no reference)."""
         for index, related, read, values in self.columns:
             ids = columns[index]
-            missing = set(ids).difference(values)
-            if len(values) + len(missing) > EXPORT_CACHE_SIZE:
-                values.clear()
-                missing = set(ids)
-            missing.discard(None)
-            if missing:
-                found = related._base_manager.using(self.database).filter(_AnyOf(F("pk"), sorted(missing)))
-                values.update(found.values_list("pk", read))
+            values.cover(set(ids) - {None}, partial(self._lookup, related, read))
             columns[index] = list(map(values.get, ids))
+
+    def _lookup(self, related, read, ids: list) -> Iterable:
+        found = related._base_manager.using(self.database).filter(_AnyOf(F("pk"), ids)).values_list("pk", read)
+        return map(dict(found).get, ids)
 
 
 def _column_cells(field: models.Field, tz: ZoneInfo) -> Callable:
@@ -193,18 +221,14 @@ def _column_cells(field: models.Field, tz: ZoneInfo) -> Callable:
     return csv_cell
 
 
-def _cells(values: Sequence, cell: Callable, cache: dict) -> Iterable[str]:
+def _cells(values: Sequence, cell: Callable, cache: _Cache) -> Iterable[str]:
     """The cells of one column of a page. Where the column's values repeat within the page (a source, a channel, a
     UTM value, metadata), each distinct value is formatted once per export, kept in the column's cache; values that
     are mostly distinct (times, page URLs) are formatted as they come, and not kept."""
     distinct = set(values)
     if len(distinct) * 2 >= len(values):
         return map(cell, values)
-    missing = distinct.difference(cache)
-    if len(cache) + len(missing) > EXPORT_CACHE_SIZE:
-        cache.clear()
-        missing = distinct
-    cache.update(zip(missing, map(cell, missing), strict=True))
+    cache.cover(distinct, lambda missing: map(cell, missing))
     return map(cache.__getitem__, values)
 
 
@@ -215,7 +239,7 @@ def csv_chunks(*, model, paths: Sequence[str], pages: Iterable[Sequence[Sequence
     The formatting is done a column at a time, with C-level loops (map, set, zip, csv.writer.writerows) doing the
     per-cell work, and repeated values formatted once per export (_cells)."""
     formats = [_column_cells(_field(model, path), tz) for path in paths]
-    caches = [{} for _ in paths]
+    caches = [_Cache() for _ in paths]
     for columns in pages:
         # A new buffer per page: writing into a StringIO that was truncated is much slower than into a new one.
         buffer = io.StringIO()

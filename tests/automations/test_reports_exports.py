@@ -312,22 +312,24 @@ def test_occurrences_csv_looks_up_each_contact_once_per_export(client_logged_in,
 
 
 def test_occurrences_csv_caches_start_again_when_full(client_logged_in, tricky, monkeypatch):
-    # given caches of one entry, so that every page finds them full
+    # given pages of two rows: both contacts, then a third contact twice, then the first contact again
     event, rows, formula, _anonymous = tricky
-    for hour in range(3):
-        EventRecordFactory(
-            account=event.account, custom_event=event, contact=formula, occurred_at=utc(2026, 3, 7, 12 + hour)
-        )
-    whole = download(client_logged_in, event)
+    third = ContactFactory(account=event.account, email="third@acme.test")
+    for hour in (11, 12):
+        EventRecordFactory(account=event.account, custom_event=event, contact=third, occurred_at=utc(2026, 3, 7, hour))
     monkeypatch.setattr(selectors, "EXPORT_PAGE", 2)
-    monkeypatch.setattr(exports, "EXPORT_CACHE_SIZE", 1)
+    with CaptureQueriesContext(connection) as captured:
+        whole = download(client_logged_in, event)
+    assert len(contact_reads(captured)) == 2  # the last page's contact was seen on the first
 
+    # when a cache holds no more than one page's values
+    monkeypatch.setattr(exports, "EXPORT_CACHE_BYTES", 1)
     with CaptureQueriesContext(connection) as captured:
         paged = download(client_logged_in, event)
 
-    # then the file is the same, and contacts are looked up again once their cache was emptied
+    # then the file is the same, and the first contact is looked up again after the cache started again
     assert paged == whole
-    assert len(contact_reads(captured)) > 1
+    assert len(contact_reads(captured)) == 3
 
 
 def readers() -> list[threading.Thread]:

@@ -7,11 +7,9 @@ import json
 import queue
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.db import connections, models
-from django.db.models import F, Lookup
 from django.db.models.functions import Cast
 from django.http import StreamingHttpResponse
 
@@ -95,9 +93,9 @@ def csv_response(filename: str, header: list[str], rows: Iterable[Iterable]) -> 
 # --- Raw rows -----------------------------------------------------------------------------------------------------
 
 READ_AS_TEXT = (models.JSONField, models.DateTimeField)
-# About the bytes each per-export cache (the values of a reference by id, the cells of a column) holds before it
-# starts again: a cache makes a repeated value cost once per export rather than once per page, and its memory does
-# not grow with the size of the export. Each entry counts its characters and this much for the dict and the key.
+# About the bytes each per-export cache (the cells of a column) holds before it starts again: a cache makes a
+# repeated value cost once per export rather than once per page, and its memory does not grow with the size of the
+# export. Each entry counts its characters and this much for the dict and the key.
 EXPORT_CACHE_BYTES = 8_000_000
 CACHE_ENTRY_BYTES = 100
 
@@ -109,31 +107,11 @@ def _field(model, path: str) -> models.Field:
     return model._meta.get_field(name)
 
 
-def _reference(model, path: str) -> models.ForeignKey | None:
-    """The foreign key of a path one relation away (`contact__email`), whose rows are looked up by id."""
-    relation, _, name = path.partition("__")
-    if not name or "__" in name:
-        return None
-    field = model._meta.get_field(relation)
-    return field if field.many_to_one else None
-
-
-def _read(model, path: str):
-    """What a page reads for a field path: the key of a reference (its value is looked up, see _References), the
-    stored text of a JSON field (decoded once per distinct value: metadata repeats, a plan, a form, a campaign)
-    and of a time (Django's psycopg loader of timestamps is Python code, several times slower than
-    datetime.fromisoformat), else the path itself."""
-    reference = _reference(model, path)
-    if reference is not None:
-        return reference.attname
-    if isinstance(_field(model, path), READ_AS_TEXT):
-        return Cast(path, models.TextField())
-    return path
-
-
 def export_selection(model, paths: Sequence[str]) -> list:
-    """What a page reads for each field path (see _read), as values_list takes them."""
-    return [_read(model, path) for path in paths]
+    """What to read for each field path: the path itself, or the stored text of a JSON field (decoded once per
+    distinct value: metadata repeats, a plan, a form, a campaign) and of a time (Django's psycopg loader of
+    timestamps is Python code, several times slower than datetime.fromisoformat)."""
+    return [Cast(path, models.TextField()) if isinstance(_field(model, path), READ_AS_TEXT) else path for path in paths]
 
 
 class _Cache(dict):
@@ -165,50 +143,6 @@ def _size(values: Collection) -> int:
     return sum(map(len, map(str, values))) + CACHE_ENTRY_BYTES * len(values)
 
 
-class _AnyOf(Lookup):
-    """`lhs` is one of a list of keys (integers), passed as one text parameter built in C: with IN and a
-    placeholder per key, Django and psycopg spend longer on the 10,000 keys of a page (about 8 µs each) than the
-    database takes to look them up, and so does psycopg's adaptation of a Python list to an array."""
-
-    lookup_name = "any_of"
-    prepare_rhs = False
-
-    def as_sql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} IN (SELECT value FROM json_each(%s))", (*params, f"[{','.join(map(str, self.rhs))}]")
-
-    def as_postgresql(self, compiler, connection):
-        lhs, params = self.process_lhs(compiler, connection)
-        array = f"{self.lhs.output_field.db_type(connection)}[]"
-        return f"{lhs} = ANY(%s::{array})", (*params, f"{{{','.join(map(str, self.rhs))}}}")
-
-
-class _References:
-    """The values of the columns read through a foreign key (`contact__email`, `visitor__uid`), looked up by id in
-    one query per page for the ids not seen yet in the export, instead of joining the referenced tables in every
-    page: a contact fires many times, and each join is a primary-key look-up per row (several buffer reads, from
-    disk once the table no longer fits in memory), where the look-up of a page's new ids reads them in key order."""
-
-    def __init__(self, model, paths: Sequence[str], database: str):
-        self.database = database
-        self.columns = [
-            (index, reference.related_model, _read(reference.related_model, path.partition("__")[2]), _Cache())
-            for index, path in enumerate(paths)
-            if (reference := _reference(model, path)) is not None
-        ]
-
-    def resolve(self, columns: list) -> None:
-        """Replaces each reference column's ids by the values they refer to (None for no reference)."""
-        for index, related, read, values in self.columns:
-            ids = columns[index]
-            values.cover(set(ids) - {None}, partial(self._lookup, related, read))
-            columns[index] = list(map(values.get, ids))
-
-    def _lookup(self, related, read, ids: list) -> Iterable:
-        found = related._base_manager.using(self.database).filter(_AnyOf(F("pk"), ids)).values_list("pk", read)
-        return map(dict(found).get, ids)
-
-
 def _column_cells(field: models.Field, tz: ZoneInfo) -> Callable:
     """How a column's values, as read (export_selection), become cells: csv_cell's, of the value the field holds."""
     if isinstance(field, models.DateTimeField):
@@ -234,7 +168,7 @@ def _cells(values: Sequence, cell: Callable, cache: _Cache) -> Iterable[str]:
 
 def csv_chunks(*, model, paths: Sequence[str], pages: Iterable[Sequence[Sequence]], tz: ZoneInfo) -> Iterator[str]:
     """CSV text, one string per page, each page given as its columns: the values read for `paths`
-    (export_selection), references resolved (_References).
+    (export_selection).
 
     The formatting is done a column at a time, with C-level loops (map, set, zip, csv.writer.writerows) doing the
     per-cell work, and repeated values formatted once per export (_cells)."""
@@ -248,12 +182,10 @@ def csv_chunks(*, model, paths: Sequence[str], pages: Iterable[Sequence[Sequence
         yield buffer.getvalue()
 
 
-def _columns(pages: Iterable[Sequence[tuple]], width: int, references: _References) -> Iterator[list]:
-    """Pages of rows as their first `width` columns, references resolved."""
+def _columns(pages: Iterable[Sequence[tuple]], width: int) -> Iterator[list]:
+    """Pages of rows as their first `width` columns."""
     for rows in pages:
-        columns = list(zip(*rows, strict=True))[:width]
-        references.resolve(columns)
-        yield columns
+        yield list(zip(*rows, strict=True))[:width]
 
 
 def _read_ahead(pages: Iterator, database: str) -> Iterator:
@@ -321,7 +253,6 @@ def csv_rows_response(
     and possibly more values after them, which are ignored. Memory holds a page or two and the bounded caches,
     whatever the number of rows."""
     paths = list(columns.values())
-    references = _References(model, paths, database)
-    pages = _read_ahead(_columns(pages, len(paths), references), database)
+    pages = _read_ahead(_columns(pages, len(paths)), database)
     body = csv_chunks(model=model, paths=paths, pages=pages, tz=tz)
     return _response(filename, list(columns), body)

@@ -290,46 +290,32 @@ def test_occurrences_csv_matches_the_records_cell_by_cell(client_logged_in, acco
     assert text == "\ufeff" + csv_text([HEADER, *expected])
 
 
-def contact_reads(captured) -> list[str]:
-    return [q["sql"] for q in captured.captured_queries if 'FROM "tracking_contact"' in q["sql"]]
+def test_occurrences_csv_formats_a_repeated_value_once_per_export(client_logged_in, tricky, monkeypatch):
+    # given pages of three occurrences: metadata "pro" three times, then "free" three times, then "pro" again
+    event = CustomEventFactory(account=tricky[0].account, slug="upgraded")
+    for hour in range(9):
+        plan = "free" if 3 <= hour < 6 else "pro"
+        EventRecordFactory(
+            account=event.account, custom_event=event, occurred_at=utc(2026, 3, 7, hour), metadata={"plan": plan}
+        )
+    monkeypatch.setattr(selectors, "EXPORT_PAGE", 3)
+    decoded = []
+    loads = exports.json.loads
+    monkeypatch.setattr(exports.json, "loads", lambda text, **kw: decoded.append(text) or loads(text, **kw))
 
-
-def test_occurrences_csv_looks_up_each_contact_once_per_export(client_logged_in, tricky, monkeypatch):
-    # given six occurrences of one contact and one of another, read two rows per page
-    event, rows, formula, _anonymous = tricky
-    for _ in range(3):
-        EventRecordFactory(account=event.account, custom_event=event, contact=formula, occurred_at=utc(2026, 3, 7, 12))
     whole = download(client_logged_in, event)
-    monkeypatch.setattr(selectors, "EXPORT_PAGE", 2)
 
-    with CaptureQueriesContext(connection) as captured:
-        paged = download(client_logged_in, event)
-
-    # then the emails come from one look-up per page that holds a contact not seen before: the first page holds
-    # both contacts, so the three pages after it look up none
-    assert paged == whole
-    assert len(contact_reads(captured)) == 1
-
-
-def test_occurrences_csv_caches_start_again_when_full(client_logged_in, tricky, monkeypatch):
-    # given pages of two rows: both contacts, then a third contact twice, then the first contact again
-    event, rows, formula, _anonymous = tricky
-    third = ContactFactory(account=event.account, email="third@acme.test")
-    for hour in (11, 12):
-        EventRecordFactory(account=event.account, custom_event=event, contact=third, occurred_at=utc(2026, 3, 7, hour))
-    monkeypatch.setattr(selectors, "EXPORT_PAGE", 2)
-    with CaptureQueriesContext(connection) as captured:
-        whole = download(client_logged_in, event)
-    assert len(contact_reads(captured)) == 2  # the last page's contact was seen on the first
+    # then "pro" is decoded and formatted once for the export, not once per page
+    assert decoded.count('{"plan": "pro"}') == 1
 
     # when a cache holds no more than one page's values
     monkeypatch.setattr(exports, "EXPORT_CACHE_BYTES", 1)
-    with CaptureQueriesContext(connection) as captured:
-        paged = download(client_logged_in, event)
+    decoded.clear()
+    paged = download(client_logged_in, event)
 
-    # then the file is the same, and the first contact is looked up again after the cache started again
+    # then the file is the same, and "pro" is formatted again after "free" took its place
     assert paged == whole
-    assert len(contact_reads(captured)) == 3
+    assert decoded.count('{"plan": "pro"}') == 2
 
 
 def readers() -> list[threading.Thread]:

@@ -189,8 +189,8 @@ def _columns(pages: Iterable[Sequence[tuple]], width: int) -> Iterator[list]:
 
 
 def _read_ahead(pages: Iterator, database: str) -> Iterator:
-    """The pages, each read on a thread of its own while the caller formats the previous one: the database works
-    on a page (on the other core) while Python turns the last one into text. At most two pages are held: the one
+    """The pages, read on a second thread, each while the caller formats the previous one: the database works on
+    a page (on the other core) while Python turns the last one into text. At most two pages are held: the one
     being formatted and the one being read. The thread has its own connection to `database`, closed when the pages
     end or the caller stops early (a client that disconnects closes the response, and so this generator).
 

@@ -19,7 +19,9 @@ Measured, in this order:
 - the baseline: `COPY (SELECT the same columns ...) TO STDOUT (FORMAT csv)` read by psycopg in this process, the
   fastest the server can produce and send the rows, with no formatting in Python;
 - the export through the real view (Django's test client: middleware, view, queries, formatting), the whole
-  streamed response consumed and counted, twice; time to the first byte, rows/s, the ratio to the baseline;
+  streamed response consumed and counted, twice; time to the first byte, rows/s, the ratio to the baseline, and
+  the CPU time of this process per row (all its threads: the export reads the next page on a second thread), which
+  other work on the machine skews less than the rows per second;
 - the process's peak RSS (resource.getrusage) before and after the exports: with the rows read in bounded
   chunks it does not grow with the size of the export.
 """
@@ -213,6 +215,7 @@ def run(args) -> None:
     print(f"Peak RSS before the exports: {rss_before:.0f} MB")
     for round_ in range(1, args.rounds + 1):
         started = time.perf_counter()
+        cpu_started = time.process_time()
         response = client.get(url)
         assert response.status_code == 200, response.status_code
         first_row = None
@@ -224,12 +227,13 @@ def run(args) -> None:
                 first_row = time.perf_counter() - started
         response.close()
         seconds = time.perf_counter() - started
+        cpu = (time.process_time() - cpu_started) / args.events * 1e6
         assert lines == args.events + 1, lines  # the header, then one line per occurrence (no newline in the data)
         rate = args.events / seconds
         print(
             f"Export {round_} through the view: {args.events:,} rows, {size / 1e6:,.0f} MB in {seconds:.2f} s "
-            f"(first row after {first_row * 1000:.0f} ms): {rate:,.0f} rows/s, {rate / baseline:.2f}× the baseline; "
-            f"peak RSS {peak_rss_mb():.0f} MB"
+            f"(first row after {first_row * 1000:.0f} ms): {rate:,.0f} rows/s, {rate / baseline:.2f}× the baseline, "
+            f"{cpu:.1f} µs of CPU per row; peak RSS {peak_rss_mb():.0f} MB"
         )
     print(f"Peak RSS after the exports: {peak_rss_mb():.0f} MB (+{peak_rss_mb() - rss_before:.0f} MB)")
     print(f"Load average at the end: {os.getloadavg()[0]:.1f} (other processes on the machine skew every figure)")

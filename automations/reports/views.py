@@ -307,7 +307,9 @@ def event_report_csv(request, pk: int, table: str):
             metadata_value=values["meta_value"] or None,
         )
     # Read page by page while the response is written, after the scope closed (each page is its own statement).
-    return csv_rows_response(name, columns=OCCURRENCE_COLUMNS, chunks=pages, tz=request.account.tzinfo)
+    return csv_rows_response(
+        name, columns=OCCURRENCE_COLUMNS, pages=pages, tz=request.account.tzinfo, database=scope.database
+    )
 
 
 # --- Account conversions ----------------------------------------------------------------------------------------

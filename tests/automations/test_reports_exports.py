@@ -2,15 +2,16 @@
 
 import csv
 import io
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from automations.reports import selectors
+from automations.reports import exports, selectors
 from automations.reports.exports import OCCURRENCE_COLUMNS, csv_cell
 from automations.reports.services import report_rollups_update
 from custom_events.models import MarketingChannel
@@ -128,71 +129,77 @@ def tricky(account):
     return event, rows, formula, anonymous
 
 
+def expected_file(rows, formula, anonymous) -> str:
+    """The file of the tricky occurrences, cell by cell."""
+    return "\ufeff" + csv_text(
+        [
+            HEADER,
+            [
+                "2026-03-08T11:30:00.123456-04:00",
+                "",
+                str(anonymous.pk),
+                "",
+                "api",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "false",
+                "",
+                "",
+                "true",
+            ],
+            [
+                "2026-03-08T11:30:00.123456-04:00",
+                "'+alias@acme.test",
+                str(formula.pk),
+                "'=uid",
+                "beacon",
+                '\'=HYPERLINK("https://evil.test","click")',
+                "PAID_SEARCH",
+                "'-cmd",
+                "'@SUM(1)",
+                "'\ttab",
+                'comma, "quote"\nnew line',
+                "Café 東京 🚀",
+                "true",
+                "",
+                '{"a": "é", "n": -1, "nested": {"b": [1, 2.5, null, true]}, "z": 1}',
+                "false",
+            ],
+            [
+                "2026-03-06T23:59:00-05:00",
+                "'+alias@acme.test",
+                str(formula.pk),
+                "'=uid",
+                "beacon",
+                "https://acme.test/pricing?a=1&b=2",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "true",
+                str(rows["attributed"].attributed_impression_id),
+                '{"note": "=cmd()", "plan": "pro"}',
+                "false",
+            ],
+        ]
+    )
+
+
 def test_occurrences_csv_exact_content(client_logged_in, tricky):
     event, rows, formula, anonymous = tricky
 
     text = download(client_logged_in, event)
 
-    expected = [
-        HEADER,
-        [
-            "2026-03-08T11:30:00.123456-04:00",
-            "",
-            str(anonymous.pk),
-            "",
-            "api",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "false",
-            "",
-            "",
-            "true",
-        ],
-        [
-            "2026-03-08T11:30:00.123456-04:00",
-            "'+alias@acme.test",
-            str(formula.pk),
-            "'=uid",
-            "beacon",
-            '\'=HYPERLINK("https://evil.test","click")',
-            "PAID_SEARCH",
-            "'-cmd",
-            "'@SUM(1)",
-            "'\ttab",
-            'comma, "quote"\nnew line',
-            "Café 東京 🚀",
-            "true",
-            "",
-            '{"a": "é", "n": -1, "nested": {"b": [1, 2.5, null, true]}, "z": 1}',
-            "false",
-        ],
-        [
-            "2026-03-06T23:59:00-05:00",
-            "'+alias@acme.test",
-            str(formula.pk),
-            "'=uid",
-            "beacon",
-            "https://acme.test/pricing?a=1&b=2",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "true",
-            str(rows["attributed"].attributed_impression_id),
-            '{"note": "=cmd()", "plan": "pro"}',
-            "false",
-        ],
-    ]
     # The same instant: the higher id first, as the page shows them.
     assert rows["api"].pk > rows["beacon"].pk
-    assert text == "\ufeff" + csv_text(expected)
+    assert text == expected_file(rows, formula, anonymous)
     assert list(OCCURRENCE_COLUMNS) == HEADER
 
 
@@ -281,3 +288,124 @@ def test_occurrences_csv_matches_the_records_cell_by_cell(client_logged_in, acco
     text = download(client_logged_in, history.demo)
 
     assert text == "\ufeff" + csv_text([HEADER, *expected])
+
+
+def test_occurrences_csv_formats_a_repeated_value_once_per_export(client_logged_in, tricky, monkeypatch):
+    # given pages of three occurrences: metadata "pro" three times, then "free" three times, then "pro" again
+    event = CustomEventFactory(account=tricky[0].account, slug="upgraded")
+    for hour in range(9):
+        plan = "free" if 3 <= hour < 6 else "pro"
+        EventRecordFactory(
+            account=event.account, custom_event=event, occurred_at=utc(2026, 3, 7, hour), metadata={"plan": plan}
+        )
+    monkeypatch.setattr(selectors, "EXPORT_PAGE", 3)
+    decoded = []
+    loads = exports.json.loads
+    monkeypatch.setattr(exports.json, "loads", lambda text, **kw: decoded.append(text) or loads(text, **kw))
+
+    whole = download(client_logged_in, event)
+
+    # then "pro" is decoded and formatted once for the export, not once per page
+    assert decoded.count('{"plan": "pro"}') == 1
+
+    # when a cache holds no more than one page's values
+    monkeypatch.setattr(exports, "EXPORT_CACHE_BYTES", 1)
+    decoded.clear()
+    paged = download(client_logged_in, event)
+
+    # then the file is the same, and "pro" is formatted again after "free" took its place
+    assert paged == whole
+    assert decoded.count('{"plan": "pro"}') == 2
+
+
+def readers() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("export-reader")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_occurrences_csv_read_ahead_gives_the_same_file(client_logged_in, tricky, monkeypatch):
+    """Outside a transaction the pages are read on a thread of its own, one page ahead of the formatting."""
+    event, rows, formula, anonymous = tricky
+    monkeypatch.setattr(selectors, "EXPORT_PAGE", 1)
+    read_on = set()
+    columns = exports._columns
+
+    def recorded(*args):
+        for page in columns(*args):
+            read_on.add(threading.current_thread())
+            yield page
+
+    monkeypatch.setattr(exports, "_columns", recorded)
+
+    text = download(client_logged_in, event)
+
+    assert text == expected_file(rows, formula, anonymous)
+    assert read_on and threading.current_thread() not in read_on
+    assert not readers()
+
+
+@pytest.fixture
+def closed(monkeypatch) -> list:
+    """The connections closed (SQLite ignores closing its in-memory test database, so this records the calls)."""
+    calls = []
+    wrapper = type(connections["default"])
+    close = wrapper.close
+    monkeypatch.setattr(wrapper, "close", lambda self: calls.append(self) or close(self))
+    return calls
+
+
+class Pages:
+    """Pages of one row, counting those read, each read on a connection of the reading thread."""
+
+    def __init__(self, count=10, fail_at=None):
+        self.count, self.fail_at, self.read, self.closed = count, fail_at, 0, False
+        self.connections = []
+
+    def __iter__(self):
+        try:
+            for number in range(self.count):
+                if number == self.fail_at:
+                    raise RuntimeError("the database went away")
+                connection = connections["default"]
+                connection.ensure_connection()
+                self.connections.append(connection)
+                self.read += 1
+                yield [number]
+        finally:
+            self.closed = True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_read_ahead_stops_when_the_response_is_closed_early(closed):
+    pages = Pages()
+    body = exports._read_ahead(iter(pages), "default")
+
+    assert next(body) == [0]
+    assert next(body) == [1]
+    body.close()  # the client went away
+
+    # then the reader read at most one page ahead, ended, and closed its connection
+    assert pages.read <= 3
+    assert pages.closed
+    assert not readers()
+    assert set(pages.connections) == set(closed)
+    assert connections["default"] not in pages.connections
+
+
+@pytest.mark.django_db(transaction=True)
+def test_read_ahead_raises_the_readers_error(closed):
+    pages = Pages(fail_at=2)
+    body = exports._read_ahead(iter(pages), "default")
+
+    assert list(body.__next__() for _ in range(2)) == [[0], [1]]
+    with pytest.raises(RuntimeError, match="went away"):
+        next(body)
+    assert not readers()
+    assert set(pages.connections) == set(closed)
+
+
+def test_read_ahead_reads_in_the_callers_thread_inside_a_transaction():
+    pages = Pages(count=3)
+
+    assert list(exports._read_ahead(iter(pages), "default")) == [[0], [1], [2]]
+    assert set(pages.connections) == {connections["default"]}

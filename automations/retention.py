@@ -109,10 +109,10 @@ def retention_account_run(
     for ids, batch in batches_by_time(events, batch_size):
         with transaction.atomic():
             action_runs = rows_delete(ActionRun.objects.filter(event_record_id__in=ids))
-            events = rows_delete(batch)
+            deleted = rows_delete(batch)
         run.deleted["action_runs"] += action_runs
-        run.deleted["events"] += events
-        _batch_done(run, progress, action_runs + events)
+        run.deleted["events"] += deleted
+        _batch_done(run, progress, action_runs + deleted)
 
     # A page view that a kept conversion is attributed to (a visit across the horizon) stays with its visit, so
     # that the kept day's attributed figures do not change.

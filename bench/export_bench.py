@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.collect_bench import database_create, database_drop  # noqa: E402
+from bench.scale_bench import client_for  # noqa: E402
 
 SERVER = os.environ.get("EXPORT_BENCH_SERVER", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 DATABASE_URL = f"{SERVER}/export_bench_{os.getpid()}"
@@ -169,13 +170,12 @@ def peak_rss_mb() -> float:
 def run(args) -> None:
     from django.conf import settings
     from django.core.management import call_command
-    from django.test import Client
     from django.urls import reverse
 
     from automations.reports.selectors import report_default_range
     from automations.reports.services import day_bounds
     from custom_events.services import custom_event_create
-    from paminga.services import account_create, membership_create, user_get_or_create
+    from paminga.services import account_create
 
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
@@ -190,13 +190,7 @@ def run(args) -> None:
     print(f"  written in {time.monotonic() - started:.0f} s")
     account, event = accounts[0]
 
-    user = user_get_or_create(email="bench@bench.example")
-    membership_create(account=account, user=user)
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session["current_account_id"] = account.pk
-    session.save()
+    client = client_for(account)
     start, end = report_default_range(account=account)
     start = end - timedelta(days=365)
     url = f"{reverse('reports:event_csv', args=[event.pk, 'occurrences'])}?start={start}&end={end}"

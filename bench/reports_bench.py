@@ -40,8 +40,9 @@ from django.test import Client  # noqa: E402
 from automations.reports.seed import demo_definitions_ensure, demo_history_create  # noqa: E402
 from automations.reports.selectors import report_default_range  # noqa: E402
 from automations.reports.services import report_days_invalidate, report_rollups_update  # noqa: E402
+from bench.scale_bench import client_for  # noqa: E402
 from paminga.models import Account  # noqa: E402
-from paminga.services import account_create, membership_create, user_get_or_create  # noqa: E402
+from paminga.services import account_create  # noqa: E402
 from tracking.models import EventRecord  # noqa: E402
 
 SIZES = {"100k": 100_000, "1m": 1_000_000, "5m": 5_000_000}
@@ -70,17 +71,6 @@ def ensure_events(account: Account, events: int) -> None:
     started = time.monotonic()
     report_rollups_update()
     print(f"  {account.slug}: rolled up in {time.monotonic() - started:.0f} s", flush=True)
-
-
-def client_for(account: Account) -> Client:
-    user = user_get_or_create(email=f"bench@{account.slug}.example")
-    membership_create(account=account, user=user)
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session["current_account_id"] = account.pk
-    session.save()
-    return client
 
 
 def pages(account: Account) -> dict[str, str]:

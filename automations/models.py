@@ -1,5 +1,7 @@
 from django.db import models
 
+from paminga.fields import AccountForeignKey
+
 
 class Action(models.Model):
     """One step run on every occurrence of a custom event. `kind` names a class in automations.actions."""
@@ -49,7 +51,7 @@ class ActionRun(models.Model):
     # Denormalised from the action so that an event's run log is one index range scan, however many runs exist.
     custom_event = models.ForeignKey("custom_events.CustomEvent", on_delete=models.CASCADE, related_name="action_runs")
     # Not a database constraint: event occurrences are partitioned by month on PostgreSQL (tracking.models).
-    event_record = models.ForeignKey(
+    event_record = AccountForeignKey(
         "tracking.EventRecord", on_delete=models.CASCADE, related_name="action_runs", db_constraint=False
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

@@ -13,6 +13,7 @@ from django.db.models.functions import Lower
 
 from custom_events.metadata_schema import DEBUGGER_REASON
 from custom_events.models import MarketingChannel
+from paminga.fields import AccountForeignKey
 
 METADATA_MAX_BYTES = 4096
 URL_MAX_LENGTH = 2000
@@ -122,12 +123,12 @@ class Visitor(models.Model):
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="visitors", db_index=False)
     uid = models.CharField(max_length=64)
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="visitors")
+    contact = AccountForeignKey(Contact, on_delete=models.CASCADE, related_name="visitors")
     created_at = models.DateTimeField(auto_now_add=True)
     # When the visitor's latest visit started (Session.last_seen_at is its last activity).
     last_seen_at = models.DateTimeField()
     # The latest visit, read together with the visitor in one query on every hit.
-    current_session = models.ForeignKey(
+    current_session = AccountForeignKey(
         "Session",
         null=True,
         blank=True,
@@ -151,7 +152,7 @@ class Session(UtmFields):
     """A visit: ends after the account's inactivity timeout, or when the visitor arrives from another campaign."""
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="sessions", db_index=False)
-    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="sessions", db_index=False)
+    visitor = AccountForeignKey(Visitor, on_delete=models.CASCADE, related_name="sessions", db_index=False)
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     landing_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
@@ -173,7 +174,7 @@ class Impression(UtmFields):
     """A page view recorded by the beacon (on load and on single-page-app navigation)."""
 
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="impressions", db_index=False)
-    session = models.ForeignKey(
+    session = AccountForeignKey(
         Session, on_delete=models.CASCADE, related_name="impressions", db_index=False, db_constraint=False
     )
     # Neither indexed nor a database constraint: a visitor's page views are found through its visits (Session's
@@ -181,7 +182,7 @@ class Impression(UtmFields):
     # every page view, the biggest table; and a constraint without that index would make deleting a visitor scan
     # every page view of every account. A page view's visit is its visitor's: deleting the visit (Session.visitor
     # cascades) deletes the page view.
-    visitor = models.ForeignKey(
+    visitor = AccountForeignKey(
         Visitor, on_delete=models.DO_NOTHING, related_name="impressions", db_index=False, db_constraint=False
     )
     url = models.CharField(max_length=URL_MAX_LENGTH)
@@ -217,13 +218,13 @@ class EventRecord(UtmFields):
     custom_event = models.ForeignKey(
         "custom_events.CustomEvent", on_delete=models.DO_NOTHING, related_name="records", db_index=False
     )
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="event_records", db_index=False)
+    contact = AccountForeignKey(Contact, on_delete=models.CASCADE, related_name="event_records", db_index=False)
     # The nullable foreign keys are indexed where they are set (see Meta): API events have no visitor or visit, and
     # few events a marketing source or an attributed impression.
-    visitor = models.ForeignKey(
+    visitor = AccountForeignKey(
         Visitor, null=True, blank=True, on_delete=models.SET_NULL, related_name="event_records", db_index=False
     )
-    session = models.ForeignKey(
+    session = AccountForeignKey(
         Session,
         null=True,
         blank=True,
@@ -251,7 +252,7 @@ class EventRecord(UtmFields):
     metadata_bytes = models.PositiveIntegerField(default=0)
     # A snapshot of the definition's flag when the event fired: editing the definition never rewrites history.
     is_conversion = models.BooleanField(default=False)
-    attributed_impression = models.ForeignKey(
+    attributed_impression = AccountForeignKey(
         Impression,
         null=True,
         blank=True,

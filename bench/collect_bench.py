@@ -33,6 +33,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.databases import database_create, database_drop, free_port  # noqa: E402
+
 LUA = ROOT / "bench" / "collect.lua"
 TRIGGER_LUA = ROOT / "bench" / "trigger.lua"
 SLUGS = ("watched-product-video", "visited-pricing-page", "requested-demo", "downloaded-whitepaper-q1")
@@ -73,12 +77,9 @@ def parse_args():
 
 def start_queue(fsync: str) -> subprocess.Popen:
     """A private redis-server on a free port as the ingest queue, durable as in docker-compose."""
-    import socket
     import tempfile
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     directory = tempfile.mkdtemp(prefix="collect-bench-redis-")
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory]
     command += ["--appendonly", "yes", "--appendfsync", fsync]
@@ -96,33 +97,12 @@ def start_queue(fsync: str) -> subprocess.Popen:
     raise SystemExit("redis-server did not start")
 
 
-def database_create(database_url: str) -> None:
-    """Creates the benchmark's database when it does not exist yet."""
-    import psycopg
-    from psycopg import sql
-
-    base, name = database_url.replace("postgres://", "postgresql://", 1).rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def database_drop(database_url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    base, name = database_url.replace("postgres://", "postgresql://", 1).rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def django_setup(database_url: str):
     database_create(database_url)
     os.environ.update(
         DATABASE_URL=database_url, DEBUG="0", SECRET_KEY="bench", CELERY_BROKER_URL="", REDIS_URL="", LOG_LEVEL="ERROR"
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paminga.settings")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.collect_bench import database_create, database_drop  # noqa: E402
+from bench.databases import database_create, database_drop  # noqa: E402
 from bench.scale_bench import client_for  # noqa: E402
 
 SERVER = os.environ.get("EXPORT_BENCH_SERVER", "postgres://postgres@127.0.0.1:5432").rstrip("/")

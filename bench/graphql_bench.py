@@ -35,6 +35,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.databases import database_create  # noqa: E402
+
 BENCH_ACCOUNT = "bench-graphql"
 BENCH_EVENT = "bench-signup"
 SINGLE = "mutation($input: TriggerCustomEventInput!) { triggerCustomEvent(input: $input) }"
@@ -68,22 +72,10 @@ def django_setup(database_url: str) -> None:
     os.environ.setdefault("SECRET_KEY", "bench")
     # One loopback sender and one API key send everything: the abuse rate limits are not what is measured.
     os.environ.update(RATE_LIMIT_API_CALLS_PER_KEY="0", RATE_LIMIT_API_FAILURES_PER_ADDRESS="0")
-    sys.path.insert(0, str(ROOT))
-    _create_database(database_url)
+    database_create(database_url)
     import django
 
     django.setup()
-
-
-def _create_database(database_url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = database_url.rsplit("/", 1)[1].split("?")[0]
-    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def prepare() -> str:

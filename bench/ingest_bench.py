@@ -33,6 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.databases import database_create, database_drop  # noqa: E402
+
 SLUGS = ("watched-product-video", "visited-pricing-page", "requested-demo", "downloaded-whitepaper-q1")
 
 
@@ -75,19 +79,6 @@ def start_redis(fsync: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("redis-server did not start")
 
 
-def database_create(url: str, *, drop: bool = False) -> None:
-    import psycopg
-    from psycopg import sql
-
-    base, name = url.replace("postgres://", "postgresql://", 1).rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if drop and exists:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        elif not drop and not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def django_setup(args, queue_url: str):
     database_create(args.database_url)
     os.environ.update(
@@ -100,7 +91,6 @@ def django_setup(args, queue_url: str):
         CELERY_BROKER_URL=queue_url + "/1",
         DJANGO_SETTINGS_MODULE="paminga.settings",
     )
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
@@ -323,7 +313,7 @@ def main():
             from django.db import connections
 
             connections.close_all()
-            database_create(args.database_url, drop=True)
+            database_drop(args.database_url)
 
 
 if __name__ == "__main__":

@@ -28,25 +28,17 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.databases import database_create, database_drop, free_port  # noqa: E402
+
 DB_NAME = "paminga_privacy_bench"
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
-def database_create(name: str) -> str:
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+def server_database(name: str) -> str:
     return SERVER.rsplit("/", 1)[0] + "/" + name
-
-
-def database_drop(name: str) -> None:
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def contact_with_events(account, *, email: str, events: int = 10_000):
@@ -277,14 +269,6 @@ def collect_clients(url: str, connections: int, stop, samples_path: str) -> None
             out.writelines(f"{start:.6f} {latency:.6f} {int(ok)}\n" for start, latency, ok in rows)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Capture:
     """A gunicorn serving the collect endpoint of an account of its own, and clients posting hits to it without
     pause. `quiet()` measures a window before retention, `during()` marks the retention run's; `report()` prints
@@ -310,7 +294,7 @@ class Capture:
         account = account_create(name="Bench capture", slug="bench-capture", domains=["www.bench.test"])
         for slug in COLLECT_SLUGS:
             custom_event_create(account=account, name=slug.replace("-", " ").title(), slug=slug)
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
@@ -407,7 +391,7 @@ def main() -> None:
     parser.add_argument("--quiet-seconds", type=float, default=15, help="the quiet window measured before retention")
     args = parser.parse_args()
 
-    database_url = os.environ["DATABASE_URL"] = database_create(args.database)
+    database_url = os.environ["DATABASE_URL"] = database_create(server_database(args.database), fresh=True)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paminga.settings")
     os.environ["REDIS_URL"] = os.environ["CELERY_BROKER_URL"] = ""  # tasks in-process: nothing leaves the machine
     os.environ.update(SECRET_KEY="bench", DEBUG="0")  # settings refuse to start without a secret key
@@ -429,7 +413,7 @@ def main() -> None:
             capture.stop()
         connections.close_all()
         if not args.keep:
-            database_drop(args.database)
+            database_drop(server_database(args.database))
 
 
 if __name__ == "__main__":

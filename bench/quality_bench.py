@@ -29,13 +29,14 @@ import time
 import timeit
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.databases import database_create, database_drop  # noqa: E402
+
 DB_NAME = "paminga_quality_bench"
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+DATABASE_URL = SERVER.rsplit("/", 1)[0] + "/" + DB_NAME
 
 SCHEMA = [
     {"name": "planTier", "type": "string", "required": True, "allowed_values": ["basic", "pro", "enterprise"]},
@@ -71,18 +72,6 @@ BROWSERS = (
         "Safari/537.36 Edg/131.0.0.0",
     ]
 )
-
-
-def database_create() -> str:
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
-    return SERVER.rsplit("/", 1)[0] + "/" + DB_NAME
-
-
-def database_drop() -> None:
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
 
 
 def metadata(rng: random.Random) -> dict:
@@ -154,7 +143,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = database_create()
+    os.environ["DATABASE_URL"] = database_create(DATABASE_URL, fresh=True)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paminga.settings")
     os.environ.setdefault("SECRET_KEY", "quality-bench-only")
     os.environ["REDIS_URL"] = os.environ["CELERY_BROKER_URL"] = os.environ["INGEST_QUEUE_URL"] = ""
@@ -216,7 +205,7 @@ def main() -> None:
     finally:
         connections.close_all()
         if not args.keep:
-            database_drop()
+            database_drop(DATABASE_URL)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import database_create, database_drop  # noqa: E402
+
 SERVER = os.environ.get("SCALE_BENCH_SERVER", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 DATABASE = f"scale_bench_{os.getpid()}"
 ROUNDS = 11
@@ -70,13 +72,6 @@ SAMPLE_HITS = 400  # capture hits of the quiet sample before the background dele
 WINDOW, SKIP = 30, 3  # during it: rounds per stretch with the worker running or stopped, of which the first untimed
 EXPORT_SECONDS = 30  # the export is read for at most this long (rows/s over what was read)
 TIME_ZONE = "America/New_York"
-
-
-def admin_sql(statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
 
 
 def main() -> None:
@@ -109,7 +104,7 @@ def main() -> None:
         redis.Redis.from_url(BROKER, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         sys.exit(f"The background delete's worker needs Redis at {BROKER} (SCALE_BENCH_BROKER): {exc}")
-    admin_sql(f'CREATE DATABASE "{DATABASE}"')
+    database_create(f"{SERVER}/{DATABASE}")
     try:
         os.environ["DATABASE_URL"] = f"{SERVER}/{DATABASE}"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "paminga.settings")
@@ -134,7 +129,7 @@ def main() -> None:
         if args.keep:
             print(f"Kept database {DATABASE}")
         else:
-            admin_sql(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+            database_drop(f"{SERVER}/{DATABASE}")
 
 
 def client_for(account):

@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.databases import database_create, database_drop, free_port  # noqa: E402
+
 PYTHON = sys.executable
 WEB_NICE = 10
 
@@ -66,20 +69,7 @@ def _database_url(server_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + name))
 
 
-def _admin(server_url: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql)
-
-
 # --- the servers ---------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _environment(database_url: str) -> dict:
@@ -103,7 +93,7 @@ def _environment(database_url: str) -> dict:
 
 
 def _start(env: dict, workers: int, threads: int, nice: int = 0) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     command = [
         "nice", "-n", str(nice), PYTHON, "-m", "gunicorn", "paminga.wsgi:application", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning",
@@ -288,7 +278,7 @@ def main() -> None:
     args = parse_args()
     name = f"paminga_starvation_{os.getpid()}"
     database_url = _database_url(args.server_url, name)
-    _admin(args.server_url, f'CREATE DATABASE "{name}"')
+    database_create(database_url, fresh=True)
     servers = []
     try:
         env = _environment(database_url)
@@ -340,9 +330,8 @@ def main() -> None:
     finally:
         for server in servers:
             _stop(server)
-        _admin(args.server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        database_drop(database_url)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

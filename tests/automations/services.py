@@ -2,14 +2,21 @@
 when the service is missing, unless REQUIRE_SERVICES=1 (as in CI), where a missing service is a failure."""
 
 import os
+from typing import NoReturn
 
 import pytest
 from django.db import connection
 
 
+def service_missing(reason: str) -> NoReturn:
+    """Skips the test with the reason; under REQUIRE_SERVICES=1 (as in CI) fails it instead."""
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
+    pytest.skip(reason)
+
+
 def require_services(*, redis: bool = False, postgresql: bool = False) -> str:
     """Returns REDIS_URL when redis is asked for."""
-    required = os.environ.get("REQUIRE_SERVICES") == "1"
     missing = []
     redis_url = os.environ.get("REDIS_URL", "")
     if redis:
@@ -25,10 +32,7 @@ def require_services(*, redis: bool = False, postgresql: bool = False) -> str:
     if postgresql and connection.vendor != "postgresql":
         missing.append("the database is not PostgreSQL (set DATABASE_URL=postgres://...)")
     if missing:
-        reason = "needs " + "; ".join(missing)
-        if required:
-            pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
-        pytest.skip(reason)
+        service_missing("needs " + "; ".join(missing))
     return redis_url
 
 
@@ -40,10 +44,7 @@ def require_programs(*names: str, hint: str = "") -> list[str]:
     found = [shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin") for name in names]
     missing = [name for name, path in zip(names, found, strict=True) if path is None]
     if missing:
-        reason = f"needs {', '.join(missing)} on the PATH" + (f" ({hint})" if hint else "")
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}")
-        pytest.skip(reason)
+        service_missing(f"needs {', '.join(missing)} on the PATH" + (f" ({hint})" if hint else ""))
     return found
 
 
@@ -74,7 +75,9 @@ def celery_use_broker(url: str | None):
     return restore
 
 
-def closed_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on (the system's pick, released): for a server of the test's own, or as a
+    closed port."""
     import socket
 
     with socket.socket() as probe:

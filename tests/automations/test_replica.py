@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.automations.services import require_services
+from tests.automations.services import free_port, require_services, service_missing
 
 PROBE = Path(__file__).with_name("replica_probe.py")
 
@@ -22,17 +21,10 @@ PROBE = Path(__file__).with_name("replica_probe.py")
 def _bindir() -> str:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        message = "needs the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) in /usr/lib/postgresql/*/bin"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"REQUIRE_SERVICES=1 but this test {message}")
-        pytest.skip(message)
+        service_missing(
+            "needs the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup) in /usr/lib/postgresql/*/bin"
+        )
     return os.path.dirname(found[-1])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -52,7 +44,7 @@ def streaming_pair():
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
     primary, secondary = os.path.join(root, "primary"), os.path.join(root, "replica")
-    ports = _free_port(), _free_port()
+    ports = free_port(), free_port()
     common = f"-k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
     started = []
     try:

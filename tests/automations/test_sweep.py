@@ -15,7 +15,7 @@ from automations import services, tasks
 from automations.models import ActionRun
 from paminga.celery import app
 from paminga.services import api_key_create
-from tests.automations.services import celery_use_broker, closed_port
+from tests.automations.services import celery_use_broker, free_port
 from tests.factories import ActionFactory, ActionRunFactory, EventRecordFactory
 from tracking.models import Contact, EventRecord
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def broker_down():
-    restore = celery_use_broker(f"redis://127.0.0.1:{closed_port()}/0")
+    restore = celery_use_broker(f"redis://127.0.0.1:{free_port()}/0")
     yield
     restore()
 

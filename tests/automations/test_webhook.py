@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import json
-import socket
 import time
 
 import pytest
@@ -11,6 +10,7 @@ from werkzeug import Response
 
 from automations.models import ActionRun
 from paminga.services import account_webhook_secret_rotate
+from tests.automations.services import free_port
 from tests.factories import ActionFactory
 
 pytestmark = pytest.mark.django_db
@@ -172,10 +172,7 @@ def test_a_timeout_is_retried(hook, httpserver, event, contact, fire, settings):
 
 def test_a_refused_connection_is_transient(event, contact, fire, settings):
     settings.AUTOMATIONS_MAX_ATTEMPTS = 2
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    ActionFactory(custom_event=event, kind="webhook", config={"url": f"http://127.0.0.1:{closed_port}/h"})
+    ActionFactory(custom_event=event, kind="webhook", config={"url": f"http://127.0.0.1:{free_port()}/h"})
 
     run = ActionRun.objects.get(event_record=fire(event, contact))
 

@@ -19,7 +19,7 @@ from werkzeug import Response
 from automations.models import ActionRun
 from paminga.celery import app
 from paminga.services import api_key_create
-from tests.automations.services import celery_use_broker, closed_port, require_services
+from tests.automations.services import celery_use_broker, free_port, require_services
 from tests.factories import ActionFactory, ContactFactory, CustomEventFactory, VisitorFactory
 from tracking.ingest import event_record
 from tracking.models import Contact, ContactTag, Visitor
@@ -183,7 +183,7 @@ def test_a_real_worker_retries_a_webhook_with_backoff(account, httpserver, setti
 
 def test_broker_down_then_back_with_a_real_worker(setup, account, redis_url):
     contact = ContactFactory(account=account, email="outage@example.com")
-    restore = celery_use_broker(f"redis://127.0.0.1:{closed_port()}/0")
+    restore = celery_use_broker(f"redis://127.0.0.1:{free_port()}/0")
     try:
         recorded = record(setup, contact)
     finally:

@@ -15,7 +15,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from automations.models import ActionRun
-from tests.automations.services import require_programs
+from tests.automations.services import free_port, require_programs
 from tests.factories import AccountFactory, ActionFactory, CustomEventFactory, MarketingSourceFactory
 from tests.keys import hit_id, row_key
 from tracking import queue
@@ -36,9 +36,7 @@ class RedisServer:
 
     def __init__(self, directory):
         self.directory = directory
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
 

@@ -118,7 +118,7 @@ def retention_account_run(
     # that the kept day's attributed figures do not change.
     impressions = Impression.objects.filter(
         account=account, occurred_at__lt=cutoff, id__lte=upto.get("impressions", 0)
-    ).exclude(Exists(EventRecord.objects.filter(attributed_impression=OuterRef("pk"))))
+    ).exclude(Exists(EventRecord.objects.filter(account=account, attributed_impression=OuterRef("pk"))))
     for _ids, batch in batches_by_time(impressions, batch_size):
         with transaction.atomic():
             deleted = rows_delete(batch)
@@ -130,8 +130,8 @@ def retention_account_run(
         Session.objects.filter(
             account=account, started_at__lt=cutoff, last_seen_at__lt=cutoff, id__lte=upto.get("sessions", 0)
         )
-        .exclude(Exists(Impression.objects.filter(session=OuterRef("pk"))))
-        .exclude(Exists(EventRecord.objects.filter(session=OuterRef("pk"))))
+        .exclude(Exists(Impression.objects.filter(account=account, session=OuterRef("pk"))))
+        .exclude(Exists(EventRecord.objects.filter(account=account, session=OuterRef("pk"))))
     )
     for ids, batch in batches_by_time(visits, batch_size):
         with transaction.atomic():

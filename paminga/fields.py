@@ -1,5 +1,6 @@
 """Model fields shared by the apps."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models.lookups import Exact
 from django.db.models.sql.where import AND, WhereNode
@@ -20,7 +21,7 @@ class AccountForeignKey(models.ForeignKey):
     def get_extra_restriction(self, alias, related_alias):
         # `alias` is the referred-to table's (this field's model's is `related_alias`), either way round: a reverse
         # join calls this through the relation with the two swapped back.
-        if alias is None or related_alias is None:
+        if alias is None or related_alias is None or not settings.JOINS_MATCH_ACCOUNT:
             return None
         target = self.remote_field.model._meta.get_field("account")
         source = self.model._meta.get_field("account")

@@ -230,6 +230,10 @@ CELERY_BEAT_SCHEDULE["background-deletes-resume"] = {
     "schedule": 600.0,
 }
 
+# Joins between two of an account's tables (paminga/fields.py, AccountForeignKey) match the account as well as the
+# id: what distributing the tables by account (docs/scaling.md, Citus) needs of every join.
+JOINS_MATCH_ACCOUNT = env.bool("JOINS_MATCH_ACCOUNT", default=True)
+
 # Tracking (docs/tracking.md). The event debugger keeps at most this many entries per account, and writes at most
 # this many per account and minute, so a flood of bad hits cannot fill the database.
 TRACKING_DEBUGGER_KEEP = env.int("TRACKING_DEBUGGER_KEEP", default=500)

@@ -454,7 +454,9 @@ class _Batch:
                 sessions[visitor.current_session.pk] = visitor.current_session
         if not sessions:
             return
-        latest = Impression.objects.filter(session_id=OuterRef("pk")).order_by("-occurred_at", "-id")
+        latest = Impression.objects.filter(account=OuterRef("account"), session=OuterRef("pk")).order_by(
+            "-occurred_at", "-id"
+        )
         rows = Session.objects.filter(pk__in=sessions).annotate(
             impression_id=Subquery(latest.values("id")[:1]), impression_at=Subquery(latest.values("occurred_at")[:1])
         )

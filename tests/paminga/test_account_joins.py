@@ -34,7 +34,8 @@ def _references_between_account_tables():
         if model in REFERENCE_MODELS or not _per_account(model):
             continue
         for field in model._meta.local_fields:
-            if field.name != "account" and field.many_to_one and field.related_model not in REFERENCE_MODELS:
+            one = field.many_to_one or field.one_to_one
+            if field.name != "account" and one and field.related_model not in REFERENCE_MODELS:
                 if _per_account(field.related_model):
                     yield field
 
@@ -77,6 +78,13 @@ def test_joins_either_way_carry_the_account_in_their_condition():
     assert _account_condition("tracking_visitor", "tracking_session") in reverse
     runs = str(ActionRun.objects.values("event_record__page_url").query)
     assert _account_condition("tracking_eventrecord", "automations_actionrun") in runs
+
+
+def test_the_account_condition_can_be_switched_off(settings):
+    settings.JOINS_MATCH_ACCOUNT = False
+    query = str(EventRecord.objects.values("session__visitor__uid", "contact__email").query)
+    assert 'account_id" = (' not in query
+    assert '"tracking_eventrecord"."session_id" = "tracking_session"."id"' in query
 
 
 @pytest.mark.django_db

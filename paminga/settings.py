@@ -231,8 +231,10 @@ CELERY_BEAT_SCHEDULE["background-deletes-resume"] = {
 }
 
 # Joins between two of an account's tables (paminga/fields.py, AccountForeignKey) match the account as well as the
-# id: what distributing the tables by account (docs/scaling.md, Citus) needs of every join.
-JOINS_MATCH_ACCOUNT = env.bool("JOINS_MATCH_ACCOUNT", default=True)
+# id: what distributing the tables by account (docs/scaling.md, Citus) needs of every join. Off on one PostgreSQL,
+# whose planner takes the two conditions for independent and underestimates every such join by the number of
+# accounts (at 60 accounts an export page went from index look-ups to hash joins and a sort on disk, 6× slower).
+JOINS_MATCH_ACCOUNT = env.bool("JOINS_MATCH_ACCOUNT", default=False)
 
 # Tracking (docs/tracking.md). The event debugger keeps at most this many entries per account, and writes at most
 # this many per account and minute, so a flood of bad hits cannot fill the database.

@@ -1,6 +1,7 @@
-"""Every join between two of an account's tables matches the account as well as the id (paminga.fields), so that
-distributing the event tables by account needs no change of schema or query (docs/scaling.md, Citus), and a join
-never reaches another account's row whatever an id holds. On SQLite and on PostgreSQL."""
+"""With JOINS_MATCH_ACCOUNT on (as when the tables are distributed by account: docs/scaling.md, Citus), every join
+between two of an account's tables matches the account as well as the id (paminga.fields), so that distributing
+them needs no change of schema or query, and a join never reaches another account's row whatever an id holds. Off
+(the default, on one PostgreSQL) the joins go by id alone. On SQLite and on PostgreSQL."""
 
 import pytest
 from django.apps import apps
@@ -63,12 +64,17 @@ def test_every_reference_between_account_tables_joins_by_account():
     assert plain == [], f"joined by id alone: {plain}"
 
 
+@pytest.fixture
+def distributed(settings):
+    settings.JOINS_MATCH_ACCOUNT = True
+
+
 def _account_condition(table: str, other: str) -> str:
     return f'"{table}"."account_id" = ("{other}"."account_id")'
 
 
 @pytest.mark.django_db
-def test_joins_either_way_carry_the_account_in_their_condition():
+def test_joins_either_way_carry_the_account_in_their_condition(distributed):
     forward = str(EventRecord.objects.values("session__visitor__uid", "attributed_impression__url").query)
     assert _account_condition("tracking_session", "tracking_eventrecord") in forward
     assert _account_condition("tracking_visitor", "tracking_session") in forward
@@ -80,15 +86,14 @@ def test_joins_either_way_carry_the_account_in_their_condition():
     assert _account_condition("tracking_eventrecord", "automations_actionrun") in runs
 
 
-def test_the_account_condition_can_be_switched_off(settings):
-    settings.JOINS_MATCH_ACCOUNT = False
+def test_by_default_joins_go_by_id_alone():
     query = str(EventRecord.objects.values("session__visitor__uid", "contact__email").query)
     assert 'account_id" = (' not in query
     assert '"tracking_eventrecord"."session_id" = "tracking_session"."id"' in query
 
 
 @pytest.mark.django_db
-def test_a_join_never_reaches_another_accounts_row():
+def test_a_join_never_reaches_another_accounts_row(distributed):
     impression = ImpressionFactory()
     record = EventRecordFactory(
         account=impression.account,

@@ -1,12 +1,14 @@
 """What the benches share to set themselves up: a PostgreSQL database of their own, and free loopback ports."""
 
 import socket
+from urllib.parse import urlsplit, urlunsplit
 
 
 def _server_and_name(database_url: str) -> tuple[str, str]:
-    """The URL of the server's `postgres` database (to create and drop others from) and the database's name."""
-    base, name = database_url.replace("postgres://", "postgresql://", 1).rsplit("/", 1)
-    return f"{base}/postgres", name.split("?", 1)[0]
+    """The URL of the same server's `postgres` database (to create and drop others from; its query, such as sslmode,
+    kept) and the database's name."""
+    parts = urlsplit(database_url.replace("postgres://", "postgresql://", 1))
+    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
 
 
 def database_create(database_url: str, *, fresh: bool = False) -> str:

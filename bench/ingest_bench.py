@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.databases import database_create, database_drop  # noqa: E402
+from bench.databases import database_create, database_drop, free_port  # noqa: E402
 
 SLUGS = ("watched-product-video", "visited-pricing-page", "requested-demo", "downloaded-whitepaper-q1")
 
@@ -53,12 +52,6 @@ def parse_args():
     parser.add_argument("--fsync", default="always", choices=["always", "everysec"])
     parser.add_argument("--keep-database", action="store_true")
     return parser.parse_args()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_redis(fsync: str) -> tuple[subprocess.Popen, str]:

@@ -6,6 +6,7 @@ once. On a PostgreSQL database of its own, created and dropped by the script (lo
     .venv/bin/python bench/scale_bench.py --sizes 5000000,20000000   # one account growing through sizes
     SCALE_BENCH_SERVER=postgres://postgres@127.0.0.1:5432 ...      # the server (default: that one)
     SCALE_BENCH_BROKER=redis://127.0.0.1:6379/13 ...                # the delete's broker (default: that one)
+    SCALE_BENCH_QUEUE=redis://127.0.0.1:6379/12 ...                 # capture through the ingest queue (an empty db)
     BACKGROUND_DELETE_BATCH_SIZE=2000 BACKGROUND_DELETE_REST_RATIO=1 ...   # the delete's tunables (settings.py)
 
 Three accounts in America/New_York: an empty one (the baseline), a small and a big one, each written by the
@@ -41,6 +42,11 @@ the same way over the same minutes, so load from elsewhere on the machine (a tes
 both alike; as many of each are compared. Each sample also prints the machine's 1-minute load, how busy its cores
 were, and the WAL and checkpoints the server wrote meanwhile. The worker is killed with the bench (also on Ctrl-C,
 a SIGTERM or a failure, and on Linux a SIGKILL).
+
+Capture records each hit inline unless SCALE_BENCH_QUEUE names a Redis database of the bench's own (it must be
+empty, and is emptied at the end): capture then appends each hit to it and answers, as production does
+(docker-compose.yml), and a `manage.py ingest` process started by the bench records them; the bench prints how many
+it recorded.
 """
 
 import argparse
@@ -67,6 +73,9 @@ ROUNDS = 11
 NEW_EVENTS = 300
 # The broker of the Celery worker that runs the background delete (the task goes to a queue named after DATABASE).
 BROKER = os.environ.get("SCALE_BENCH_BROKER", "redis://127.0.0.1:6379/13")
+# With it, capture appends each hit to this ingest queue and answers, as in production (docker-compose.yml), and a
+# `manage.py ingest` process started by the bench records them; without it, capture records each hit inline.
+QUEUE = os.environ.get("SCALE_BENCH_QUEUE", "")
 DELETE_TASK = "automations.tasks.background_delete_task"
 SAMPLE_HITS = 400  # capture hits of the quiet sample before the background delete
 WINDOW, SKIP = 30, 3  # during it: rounds per stretch with the worker running or stopped, of which the first untimed
@@ -104,6 +113,17 @@ def main() -> None:
         redis.Redis.from_url(BROKER, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         sys.exit(f"The background delete's worker needs Redis at {BROKER} (SCALE_BENCH_BROKER): {exc}")
+    if QUEUE:
+        # Emptied at the end: so it must hold nothing of anyone else's at the start.
+        if QUEUE == BROKER:
+            sys.exit("SCALE_BENCH_QUEUE: give the ingest queue a Redis database other than the broker's.")
+        try:
+            waiting = redis.Redis.from_url(QUEUE, socket_connect_timeout=2).dbsize()
+        except redis.RedisError as exc:
+            sys.exit(f"SCALE_BENCH_QUEUE: Redis at {QUEUE} is unreachable: {exc}")
+        if waiting:
+            sys.exit(f"SCALE_BENCH_QUEUE: {QUEUE} is not empty; give the bench a Redis database of its own.")
+        os.environ["INGEST_QUEUE_URL"] = QUEUE
     database_create(f"{SERVER}/{DATABASE}")
     try:
         os.environ["DATABASE_URL"] = f"{SERVER}/{DATABASE}"
@@ -162,6 +182,22 @@ def event_counts(account) -> dict[str, int]:
     return {r["custom_event__slug"]: r["n"] for r in rows if r["custom_event__slug"]}
 
 
+def die_with_parent() -> None:
+    """For a child process: on Linux it is killed when the bench dies, even by a SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def ingester_start() -> subprocess.Popen:
+    """`manage.py ingest` in a process of its own, on the bench's database and QUEUE."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "ingest"], cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+
+
 def worker_start() -> subprocess.Popen:
     """A Celery worker of the project (`celery -A paminga worker`) in a process of its own, on the bench's database
     and BROKER, as production runs the background delete; returns once it answers a ping. The solo pool runs the
@@ -174,12 +210,6 @@ def worker_start() -> subprocess.Popen:
     app.conf.task_routes = {**(app.conf.task_routes or {}), DELETE_TASK: {"queue": DATABASE}}
     app.amqp.flush_routes()
     app.amqp.__dict__.pop("router", None)  # built again, with that route
-
-    def die_with_parent() -> None:
-        if sys.platform.startswith("linux"):
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
     name = f"scale-bench-{os.getpid()}@localhost"
     worker = subprocess.Popen(
@@ -324,7 +354,10 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
 
     before, during, paused = Sample(), Sample(), Sample()
     worker = worker_start()
+    ingester = None
+    measured = False
     try:
+        ingester = ingester_start() if QUEUE else None
         rounds(Sample(), 5)  # warm-up
         rounds(before, SAMPLE_HITS)
         started = time.perf_counter()
@@ -348,10 +381,27 @@ def delete_measure(*, big, overview_url: str, counts: dict[str, int] | None = No
                 rounds(paused, WINDOW, SKIP)
             finally:
                 os.kill(worker.pid, signal.SIGCONT)
+        measured = True
     finally:
         worker.kill()
         worker.wait()
         import redis
+
+        if ingester is not None:
+            try:
+                recorded = EventRecord.objects.filter(account=big, visitor__uid="bench-visitor-1")
+                deadline = time.monotonic() + 120
+                while measured and recorded.count() < n and time.monotonic() < deadline and ingester.poll() is None:
+                    time.sleep(0.2)
+                if measured:
+                    print(
+                        f"  capture answered {n:,} hits through the ingest queue ({QUEUE}); the ingester, in a "
+                        f"process of its own, recorded {recorded.count():,} of them"
+                    )
+            finally:
+                ingester.kill()
+                ingester.wait()
+                redis.Redis.from_url(QUEUE).flushdb()
 
         # What the run's queue left on the broker (kombu's bindings of it).
         redis.Redis.from_url(BROKER).delete(

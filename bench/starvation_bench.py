@@ -52,7 +52,7 @@ def parse_args():
     parser.add_argument(
         "--server-url",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
-        help="a PostgreSQL database to connect to while creating and dropping the benchmark's own",
+        help="the PostgreSQL server (its URL; the database part is replaced by the benchmark's own)",
     )
     parser.add_argument("--rate", type=float, default=40.0, help="beacon hits per second")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per measurement")

@@ -86,10 +86,15 @@ def test_joins_either_way_carry_the_account_in_their_condition(distributed):
     assert _account_condition("tracking_eventrecord", "automations_actionrun") in runs
 
 
-def test_by_default_joins_go_by_id_alone():
+def test_with_the_setting_off_joins_go_by_id_alone(settings):
+    settings.JOINS_MATCH_ACCOUNT = False  # the default (paminga/settings.py)
     query = str(EventRecord.objects.values("session__visitor__uid", "contact__email").query)
-    assert 'account_id" = (' not in query
-    assert '"tracking_eventrecord"."session_id" = "tracking_session"."id"' in query
+    for join in (
+        'LEFT OUTER JOIN "tracking_session" ON ("tracking_eventrecord"."session_id" = "tracking_session"."id")',
+        'LEFT OUTER JOIN "tracking_visitor" ON ("tracking_session"."visitor_id" = "tracking_visitor"."id")',
+        'INNER JOIN "tracking_contact" ON ("tracking_eventrecord"."contact_id" = "tracking_contact"."id")',
+    ):
+        assert join in query
 
 
 @pytest.mark.django_db

@@ -193,7 +193,7 @@ def _month_drop(month: date, *, batch_size: int, run: RetentionRun, progress: Pr
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute(
                         f"DELETE FROM {runs} WHERE id IN (SELECT r.id FROM {runs} r JOIN {part} e "
-                        f"ON e.id = r.event_record_id AND e.account_id = r.account_id LIMIT %s)",
+                        f"ON e.id = r.event_record_id LIMIT %s)",
                         [batch_size],
                     )
                     deleted = max(cursor.rowcount, 0)

@@ -45,6 +45,7 @@ from tracking.models import (
     ContactTag,
     EventRecord,
     Impression,
+    PageText,
     RejectedHit,
     Session,
     Visitor,
@@ -183,6 +184,7 @@ def _steps(job: BackgroundDelete) -> Iterator[Step]:
         yield _records_delete(EventRecord.objects.filter(account_id=account_pk))
         yield _by_time("page views", Impression.objects.filter(account_id=account_pk))
         yield _sessions_delete(Session.objects.filter(account_id=account_pk))
+        yield _delete("page texts", PageText.objects.filter(account_id=account_pk))
         yield _delete("visitors", Visitor.objects.filter(account_id=account_pk))
         yield _contacts_delete(Contact.objects.filter(account_id=account_pk))
         yield _by_time("event debugger entries", RejectedHit.objects.filter(account_id=account_pk))

@@ -7,6 +7,7 @@ This module lives in automations because that app sees every table that holds a 
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
@@ -24,6 +25,8 @@ from tracking.models import (
     Session,
     Visitor,
 )
+from tracking.tasks import page_texts_purge_task
+from tracking.texts import page_texts_of, text_value
 
 from .models import ActionRun, ContactErasure, EventDailyBreakdown
 
@@ -113,6 +116,13 @@ def contact_erase(*, account: Account, email: str, erased_by: str) -> ContactEra
             contact=contact
         ).update(attributed_impression=None)
 
+        # The page texts only these rows used go too, once no row refers to them (tracking.texts).
+        texts = page_texts_of(EventRecord.objects.filter(account=account, contact=contact))
+        texts |= page_texts_of(Impression.objects.filter(account=account, session__visitor_id__in=visitor_pks))
+        texts |= page_texts_of(Session.objects.filter(account=account, visitor_id__in=visitor_pks))
+        if texts:
+            transaction.on_commit(partial(page_texts_purge_task.delay, account.pk, sorted(texts)))
+
         counts["action_runs"] = rows_delete(ActionRun.objects.filter(event_record__contact=contact))
         counts["events"] = rows_delete(EventRecord.objects.filter(contact=contact))
         Visitor.objects.filter(pk__in=visitor_pks).update(current_session=None)
@@ -173,7 +183,11 @@ EXPORT_FORMAT = 1
 
 
 def _rows(queryset: QuerySet, *fields: str) -> list[dict]:
-    return list(queryset.order_by("pk").values(*fields))
+    """The rows' fields; a text stored as a reference (TEXTS) by its name, read through the reference."""
+    texts = getattr(queryset.model, "TEXTS", {})
+    names = [name for name in fields if name not in texts]
+    rows = queryset.order_by("pk").values(*names, **{name: text_value(texts[name]) for name in fields if name in texts})
+    return [{name: row[name] for name in fields} for row in rows]
 
 
 def contact_export(*, account: Account, email: str) -> dict:

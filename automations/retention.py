@@ -38,6 +38,7 @@ from tracking.partitions import (
     partition_name,
     partitioned,
 )
+from tracking.texts import page_texts_purge
 
 from .models import ActionRun, ReportAccountRollup, ReportDirtyDay, ReportRawHorizon, ReportRollupWatermark
 from .privacy import rows_delete
@@ -71,7 +72,7 @@ class RetentionRun:
     seconds: float = 0.0
 
 
-TABLES = ("events", "action_runs", "impressions", "visits", "debugger_entries")
+TABLES = ("events", "action_runs", "impressions", "visits", "debugger_entries", "page_texts")
 
 
 def _horizon_move(*, account: Account, raw_from: date) -> None:
@@ -264,16 +265,25 @@ def retention_run(
     if all(rolled.get(account.pk) == account.time_zone for account in everyone):
         for month in _months_droppable(accounts=everyone, now=now, upto=upto):
             _month_drop(month, batch_size=batch_size, run=run, progress=progress)
+    # The accounts whose page texts some row may have stopped using.
+    purge = {account.pk for account in everyone} if run.months_dropped else set()
     for account in accounts if accounts is not None else everyone:
         if rolled.get(account.pk) != account.time_zone:
             # Its rollups are being rebuilt (a time zone change): deleting now would lose those days' figures.
             run.skipped.append(account.slug)
             logger.warning("Retention skipped account %s: its report rollups are not complete", account.pk)
             continue
+        before = sum(run.deleted.values())
         retention_account_run(account=account, now=now, upto=upto, batch_size=batch_size, run=run, progress=progress)
+        if sum(run.deleted.values()) > before:
+            purge.add(account.pk)
         run.accounts += 1
         if log:
             log(f"  {account.slug}: raw rows before {retention_horizon(account=account, now=now)[0]} deleted")
+    for account_id in sorted(purge):
+        deleted = page_texts_purge(account_id=account_id)
+        run.deleted["page_texts"] += deleted
+        _batch_done(run, progress, deleted)
     run.seconds = time.monotonic() - started
     logger.info("Retention run: %s in %d batches, %.1f s", run.deleted, run.batches, run.seconds)
     return run

@@ -102,11 +102,11 @@ def contact_timeline(
     entries = [
         *(
             TimelineEntry("impression", i.occurred_at, i)
-            for i in impressions.order_by("-occurred_at", "-pk")[: size + 1]
+            for i in impressions.select_related("url_text", "title_text").order_by("-occurred_at", "-pk")[: size + 1]
         ),
         *(
             TimelineEntry("event", e.occurred_at, e)
-            for e in events.select_related("custom_event").order_by("-occurred_at", "-pk")[: size + 1]
+            for e in events.select_related("custom_event", "page_url_text").order_by("-occurred_at", "-pk")[: size + 1]
         ),
         *(
             TimelineEntry("run", r.created_at, r)

@@ -299,7 +299,9 @@ def _load_for_update(run_id: int) -> ActionRun | None:
     commits, then finds the run finished and does nothing."""
     return (
         ActionRun.objects.select_for_update(of=("self",))
-        .select_related("action", "account", "event_record__custom_event", "event_record__contact")
+        .select_related(
+            "action", "account", "event_record__custom_event", "event_record__contact", "event_record__page_url_text"
+        )
         .filter(pk=run_id, status__in=RUNNABLE)
         .first()
     )

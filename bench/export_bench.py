@@ -11,8 +11,8 @@ One account in America/New_York holds --events occurrences of one custom event o
 contacts and as many visitors; a second account holds as many contacts, visitors and occurrences again, so the
 tables are not the exported account's alone. The data is written by set-based SQL (minutes with the ORM, seconds
 this way): a fifth of the contacts without an email, a quarter of the occurrences without a visitor (API calls),
-a tenth without metadata (the rest drawn from 2,100 distinct objects, with quotes and commas), every page URL
-distinct, a few starting with "=".
+a tenth without metadata (the rest drawn from 2,100 distinct objects, with quotes and commas), the page URLs drawn
+from 20,000 (500 pages, each with 40 query strings), a few starting with "=".
 
 Measured, in this order:
 
@@ -44,6 +44,7 @@ from bench.scale_bench import client_for  # noqa: E402
 SERVER = os.environ.get("EXPORT_BENCH_SERVER", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 DATABASE_URL = f"{SERVER}/export_bench_{os.getpid()}"
 TIME_ZONE = "America/New_York"
+URLS = 20_000  # distinct page URLs
 
 
 def main() -> None:
@@ -86,6 +87,9 @@ def occurrences_write(*, account, custom_event, events: int, contacts: int) -> N
     """`contacts` contacts and as many visitors, and `events` occurrences spread over the last 364 days."""
     from django.db import connection
 
+    from tracking.models import PageText
+    from tracking.texts import text_digest
+
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO tracking_contact (account_id, email, score, fields, created_at) "
@@ -102,19 +106,24 @@ def occurrences_write(*, account, custom_event, events: int, contacts: int) -> N
         )
         cursor.execute("SELECT min(id) FROM tracking_visitor WHERE account_id = %s", [account.pk])
         first_visitor = cursor.fetchone()[0]
+    urls = ['=HYPERLINK("https://evil.example","x")'] + [
+        f"https://bench.example/pages/{n % 500}?utm_source=news&id={n}" for n in range(URLS)
+    ]
+    PageText.objects.bulk_create(
+        [PageText(account=account, digest=text_digest(url), value=url) for url in urls], batch_size=5000
+    )
+    with connection.cursor() as cursor:
         cursor.execute(
             """
             INSERT INTO tracking_eventrecord (
-                account_id, custom_event_id, contact_id, visitor_id, source, occurred_at, page_url,
+                account_id, custom_event_id, contact_id, visitor_id, source, occurred_at, page_url_text_id,
                 marketing_channel, marketing_source_name, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
                 metadata, metadata_dropped, metadata_bytes, is_conversion, created_at)
             SELECT %(account)s, %(event)s, %(contact)s + (n * 7919) %% %(contacts)s,
                 CASE WHEN n %% 4 = 0 THEN NULL ELSE %(visitor)s + (n * 7919) %% %(contacts)s END,
                 CASE WHEN n %% 4 = 0 THEN 'api' ELSE 'beacon' END,
                 now() - make_interval(secs => n * (364 * 86400.0 / %(events)s)),
-                CASE WHEN n %% 4 = 0 THEN ''
-                     WHEN n %% 1000 = 1 THEN '=HYPERLINK("https://evil.example","x")'
-                     ELSE 'https://bench.example/pages/' || n %% 500 || '?utm_source=news&id=' || n END,
+                u.id,
                 (ARRAY['DIRECT_TRAFFIC', 'ORGANIC_SEARCH', 'PAID_SEARCH', 'EMAIL', ''])[1 + n %% 5], '',
                 (ARRAY['newsletter', 'google', '', 'partner'])[1 + n %% 4], (ARRAY['email', 'cpc', ''])[1 + n %% 3],
                 (ARRAY['spring-sale', 'brand', '', 'café crème, "best"'])[1 + n %% 4], '', '',
@@ -124,6 +133,10 @@ def occurrences_write(*, account, custom_event, events: int, contacts: int) -> N
                                              'note', 'order, "' || n %% 7 || '"') END,
                 false, 0, n %% 10 = 0, now()
             FROM generate_series(1::bigint, %(events)s) n
+            LEFT JOIN tracking_pagetext u ON u.account_id = %(account)s AND n %% 4 <> 0 AND u.value =
+                CASE WHEN n %% 1000 = 1 THEN '=HYPERLINK("https://evil.example","x")'
+                     ELSE 'https://bench.example/pages/' || n %% %(urls)s %% 500 || '?utm_source=news&id='
+                          || n %% %(urls)s END
             """,
             {
                 "account": account.pk,
@@ -132,6 +145,7 @@ def occurrences_write(*, account, custom_event, events: int, contacts: int) -> N
                 "visitor": first_visitor,
                 "contacts": contacts,
                 "events": events,
+                "urls": URLS,
             },
         )
         cursor.execute("ANALYZE")
@@ -143,12 +157,13 @@ def copy_baseline(*, account, custom_event, start_at, end_at) -> tuple[int, floa
 
     statement = f"""
         COPY (
-            SELECT e.occurred_at, c.email, e.contact_id, v.uid, e.source, e.page_url, e.marketing_channel,
+            SELECT e.occurred_at, c.email, e.contact_id, v.uid, e.source, coalesce(p.value, ''), e.marketing_channel,
                 e.utm_source, e.utm_medium, e.utm_campaign, e.utm_term, e.utm_content, e.is_conversion,
                 e.attributed_impression_id, e.metadata, e.metadata_dropped
             FROM tracking_eventrecord e
             JOIN tracking_contact c ON c.id = e.contact_id
             LEFT JOIN tracking_visitor v ON v.id = e.visitor_id
+            LEFT JOIN tracking_pagetext p ON p.id = e.page_url_text_id
             WHERE e.account_id = {account.pk} AND e.custom_event_id = {custom_event.pk}
                 AND e.occurred_at >= '{start_at.isoformat()}' AND e.occurred_at < '{end_at.isoformat()}'
             ORDER BY e.occurred_at DESC, e.id DESC

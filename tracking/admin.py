@@ -22,21 +22,30 @@ class VisitorAdmin(admin.ModelAdmin):
 class SessionAdmin(admin.ModelAdmin):
     list_display = ["pk", "account", "visitor", "started_at", "last_seen_at", "channel", "utm_campaign"]
     list_filter = ["account", "channel"]
-    raw_id_fields = ["visitor"]
+    raw_id_fields = ["visitor", "landing_url_text", "referrer_text"]
 
 
 @admin.register(Impression)
 class ImpressionAdmin(admin.ModelAdmin):
     list_display = ["url", "account", "occurred_at", "channel"]
+    list_select_related = ["account", "url_text"]
     list_filter = ["account"]
-    raw_id_fields = ["session", "visitor"]
+    raw_id_fields = ["session", "visitor", "url_text", "title_text", "referrer_text"]
 
 
 @admin.register(EventRecord)
 class EventRecordAdmin(admin.ModelAdmin):
     list_display = ["custom_event", "account", "contact", "source", "is_conversion", "occurred_at"]
     list_filter = ["account", "source", "is_conversion"]
-    raw_id_fields = ["custom_event", "contact", "visitor", "session", "attributed_impression", "marketing_source"]
+    raw_id_fields = [
+        "custom_event",
+        "contact",
+        "visitor",
+        "session",
+        "attributed_impression",
+        "marketing_source",
+        "page_url_text",
+    ]
 
 
 @admin.register(RejectedHit)

@@ -8,7 +8,7 @@ The keys that make every recorded hit unique live in RecordedKey, outside the mo
 month boundary is still recorded once.
 """
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 
 from custom_events.metadata_schema import DEBUGGER_REASON
@@ -21,7 +21,94 @@ UTM_MAX_LENGTH = 200
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
-class UtmFields(models.Model):
+class PageText(models.Model):
+    """A page URL, title or referrer, stored once per account and referred to by every page view, visit and
+    occurrence that holds it, as Matomo's log_action: a site has a few hundred pages and sources, and its millions of
+    rows repeated them in full (134 bytes per recorded event at the demo mix). tracking.texts stores and purges them.
+
+    Unique by a digest of the text rather than by the text: a B-tree entry is limited to about 2,700 bytes and a URL
+    may hold 2,000 characters of up to 4 bytes each. The account leads the key, as in every unique key of the event
+    tables (docs/scaling.md)."""
+
+    account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
+    digest = models.BinaryField(max_length=16)
+    value = models.TextField()
+    # Set by a purge that found no row using the text; a recording that uses it again clears it (tracking.texts).
+    unused = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "digest"], name="page_text_unique_digest")]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _text_reference(related_name: str = "+") -> AccountForeignKey:
+    """A reference to a PageText. Neither a database constraint nor indexed: a constraint would make deleting a text
+    scan every table that may refer to it, and an index would cost every insert more than the text saves. Texts are
+    only ever deleted once no row uses them (tracking.texts.page_texts_purge)."""
+    return AccountForeignKey(
+        PageText,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name=related_name,
+        db_index=False,
+        db_constraint=False,
+    )
+
+
+def _text(reference: str, doc: str) -> property:
+    """The text behind a PageText reference, read and set as a string (an empty one for no reference). A text set on
+    a row is stored when the row is (TextsModel, TextsQuerySet, tracking.rows.rows_insert)."""
+    pending = "_text_" + reference
+
+    def get(self) -> str:
+        value = self.__dict__.get(pending)
+        if value is not None:
+            return value
+        if getattr(self, reference + "_id") is None:
+            return ""
+        try:
+            return getattr(self, reference).value
+        except PageText.DoesNotExist:
+            return ""
+
+    def set(self, value) -> None:
+        self.__dict__[pending] = value or ""
+
+    return property(get, set, doc=doc)
+
+
+class TextsQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        from .texts import page_texts_store
+
+        objs = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            page_texts_store(objs)
+            return super().bulk_create(objs, *args, **kwargs)
+
+
+class TextsModel(models.Model):
+    """A model with texts stored as PageText references: TEXTS maps each text's name to its reference."""
+
+    TEXTS: dict[str, str] = {}
+
+    objects = TextsQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        from .texts import page_texts_store
+
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            page_texts_store([self])
+            super().save(*args, **kwargs)
+
+
+class UtmFields(TextsModel):
     utm_source = models.CharField(max_length=UTM_MAX_LENGTH, blank=True)
     utm_medium = models.CharField(max_length=UTM_MAX_LENGTH, blank=True)
     utm_campaign = models.CharField(max_length=UTM_MAX_LENGTH, blank=True)
@@ -155,8 +242,8 @@ class Session(UtmFields):
     visitor = AccountForeignKey(Visitor, on_delete=models.CASCADE, related_name="sessions", db_index=False)
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
-    landing_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
-    referrer = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    landing_url_text = _text_reference()
+    referrer_text = _text_reference()
     channel = models.CharField(max_length=32, choices=MarketingChannel.choices, default=MarketingChannel.UNKNOWN)
 
     class Meta:
@@ -165,6 +252,10 @@ class Session(UtmFields):
             # Reports count visits per day and channel.
             models.Index(fields=["account", "started_at"], name="session_account_started"),
         ]
+
+    TEXTS = {"landing_url": "landing_url_text", "referrer": "referrer_text"}
+    landing_url = _text("landing_url_text", "The page the visit began on.")
+    referrer = _text("referrer_text", "The page that sent the visitor.")
 
     def __str__(self) -> str:
         return f"Visit {self.pk} of {self.visitor_id}"
@@ -185,9 +276,9 @@ class Impression(UtmFields):
     visitor = AccountForeignKey(
         Visitor, on_delete=models.DO_NOTHING, related_name="impressions", db_index=False, db_constraint=False
     )
-    url = models.CharField(max_length=URL_MAX_LENGTH)
-    title = models.CharField(max_length=500, blank=True)
-    referrer = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    url_text = _text_reference()
+    title_text = _text_reference()
+    referrer_text = _text_reference()
     channel = models.CharField(max_length=32, choices=MarketingChannel.choices, default=MarketingChannel.UNKNOWN)
     occurred_at = models.DateTimeField()
 
@@ -196,6 +287,11 @@ class Impression(UtmFields):
             models.Index(fields=["session", "-occurred_at"], name="impression_session_recent"),
             models.Index(fields=["account", "occurred_at"], name="impression_account_time"),
         ]
+
+    TEXTS = {"url": "url_text", "title": "title_text", "referrer": "referrer_text"}
+    url = _text("url_text", "The page's URL.")
+    title = _text("title_text", "The page's title.")
+    referrer = _text("referrer_text", "The page that linked to it.")
 
     def __str__(self) -> str:
         return self.url
@@ -235,7 +331,7 @@ class EventRecord(UtmFields):
     )
     source = models.CharField(max_length=8, choices=Source.choices)
     occurred_at = models.DateTimeField()
-    page_url = models.CharField(max_length=URL_MAX_LENGTH, blank=True)
+    page_url_text = _text_reference()
     marketing_channel = models.CharField(max_length=32, choices=MarketingChannel.choices, blank=True)
     marketing_source = models.ForeignKey(
         "custom_events.MarketingSource",
@@ -288,6 +384,9 @@ class EventRecord(UtmFields):
                 name="event_record_source_named",
             ),
         ]
+
+    TEXTS = {"page_url": "page_url_text"}
+    page_url = _text("page_url_text", "The page it happened on, or the URL the API gave.")
 
     def __str__(self) -> str:
         return f"{self.custom_event_id} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"

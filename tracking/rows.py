@@ -78,6 +78,10 @@ def rows_insert(objs: list[Model]) -> None:
     if not objs:
         return
     model = type(objs[0])
+    if getattr(model, "TEXTS", None):
+        from .texts import page_texts_store
+
+        page_texts_store(objs)
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objs)
         return

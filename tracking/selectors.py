@@ -33,7 +33,7 @@ def custom_event_list_for_demo(*, account: Account) -> QuerySet[CustomEvent]:
 def event_record_recent(*, account: Account, limit: int = 10) -> list[EventRecord]:
     return list(
         EventRecord.objects.filter(account=account, custom_event__deleted_at__isnull=True)
-        .select_related("custom_event", "contact", "attributed_impression")
+        .select_related("custom_event", "contact", "attributed_impression__url_text")
         .order_by("-occurred_at", "-id")[:limit]
     )
 
@@ -41,6 +41,6 @@ def event_record_recent(*, account: Account, limit: int = 10) -> list[EventRecor
 def impression_recent(*, account: Account, limit: int = 10) -> list[Impression]:
     return list(
         Impression.objects.filter(account=account)
-        .select_related("visitor__contact")
+        .select_related("visitor__contact", "url_text", "title_text")
         .order_by("-occurred_at", "-id")[:limit]
     )

@@ -18,6 +18,7 @@ from django.db.models import CharField, Count, F, Func, Q, QuerySet
 from django.db.models.functions import TruncDate
 
 from tracking.models import EventRecord
+from tracking.texts import text_value
 
 VALUE_MAX_LENGTH = 500
 METADATA_KEY_MAX_LENGTH = 100
@@ -84,8 +85,8 @@ DIMENSION_EXPRESSIONS = {
     "utm_source": F("utm_source"),
     "utm_medium": F("utm_medium"),
     "utm_campaign": F("utm_campaign"),
-    "page": PageOf("page_url"),
-    "attributed_page": PageOf("attributed_impression__url"),
+    "page": PageOf(text_value("page_url_text")),
+    "attributed_page": PageOf(text_value("attributed_impression__url_text")),
     "attributed_channel": F("attributed_impression__channel"),
 }
 ATTRIBUTED_DIMENSIONS = ("attributed_page", "attributed_channel")
@@ -240,7 +241,7 @@ def events_people(qs: QuerySet[EventRecord], *, tz: ZoneInfo, by_day: bool = Tru
 def page_views(qs, *, tz: ZoneInfo, by_day: bool = True) -> dict:
     """{(day or None, page): page views} from an Impression queryset."""
     keys = (["day"] if by_day else []) + ["value"]
-    qs = qs.annotate(value=PageOf("url"))
+    qs = qs.annotate(value=PageOf(text_value("url_text")))
     if by_day:
         qs = qs.annotate(day=local_day("occurred_at", tz))
     result = defaultdict(int)

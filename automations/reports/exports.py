@@ -29,7 +29,7 @@ OCCURRENCE_COLUMNS = {
     "contact_id": "contact_id",
     "visitor": "visitor__uid",
     "source": "source",
-    "page_url": "page_url",
+    "page_url": "page_url_text__value",
     "marketing_channel": "marketing_channel",
     "utm_source": "utm_source",
     "utm_medium": "utm_medium",

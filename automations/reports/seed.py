@@ -31,8 +31,9 @@ from custom_events.models import CustomEvent
 from custom_events.services import custom_event_create
 from paminga.models import Account
 from paminga.progress import Progress
-from tracking.models import Contact, EventRecord, Impression, Session, Visitor
+from tracking.models import Contact, EventRecord, Impression, PageText, Session, Visitor
 from tracking.partitions import partitions_ensure
+from tracking.texts import text_digest
 
 SITE = "https://www.example.com"
 PAGES = [
@@ -230,6 +231,7 @@ def _tables_analyze(models) -> None:
 
 # The columns the history writes, per model, in the order its rows are built.
 _COLUMNS = {
+    PageText: ["id", "account_id", "digest", "value", "unused"],
     Contact: ["id", "account_id", "email", "score", "fields", "created_at", "identified_at"],
     Visitor: ["id", "account_id", "uid", "contact_id", "created_at", "last_seen_at"],
     Session: [
@@ -238,8 +240,8 @@ _COLUMNS = {
         "visitor_id",
         "started_at",
         "last_seen_at",
-        "landing_url",
-        "referrer",
+        "landing_url_text",
+        "referrer_text",
         "channel",
         "utm_source",
         "utm_medium",
@@ -252,9 +254,9 @@ _COLUMNS = {
         "account_id",
         "session_id",
         "visitor_id",
-        "url",
-        "title",
-        "referrer",
+        "url_text",
+        "title_text",
+        "referrer_text",
         "channel",
         "occurred_at",
         "utm_source",
@@ -272,7 +274,7 @@ _COLUMNS = {
         "session_id",
         "source",
         "occurred_at",
-        "page_url",
+        "page_url_text",
         "marketing_channel",
         "marketing_source_id",
         "marketing_source_name",
@@ -436,12 +438,24 @@ class _History:
         self.pick_size = _Picker(rnd, COMPANY_SIZES)
         self.pricing_conversion_from = first_day + timedelta(days=int(days * PRICING_CONVERSION_FROM))
         self.visitors: list[tuple[int, int]] = []  # (visitor id, contact id)
+        # The account's page texts by value: those it holds, and those written since (tracking.texts).
+        self.texts = dict(PageText.objects.filter(account=account).values_list("value", "pk"))
         self.api_contacts: list[int] = []
 
     def _take_id(self, model) -> int:
         value = self.ids[model]
         self.ids[model] = value + 1
         return value
+
+    def _text(self, value: str) -> int | None:
+        """The id of a page text of the account, written the first time it is used."""
+        if not value:
+            return None
+        pk = self.texts.get(value)
+        if pk is None:
+            pk = self.texts[value] = self._take_id(PageText)
+            self._emit(PageText, (pk, self.account_id, text_digest(value), value, False))
+        return pk
 
     def _emit(self, model, row) -> None:
         buffer = self.buffers[model]
@@ -457,7 +471,7 @@ class _History:
 
     def _flush_all(self) -> None:
         # Parents before children: the foreign keys are checked on every row.
-        for model in (Contact, Visitor, Session, Impression, EventRecord):
+        for model in (PageText, Contact, Visitor, Session, Impression, EventRecord):
             self._flush(model)
 
     def _people(self) -> None:
@@ -542,7 +556,7 @@ class _History:
                 session_id,
                 source,
                 at,
-                page_url,
+                self._text(page_url),
                 channel,
                 None,
                 "",
@@ -597,9 +611,9 @@ class _History:
                     self.account_id,
                     session_id,
                     visitor_id,
-                    url,
-                    path.strip("/").replace("-", " ").title() or "Home",
-                    referrer if i == 0 else SITE + "/",
+                    self._text(url),
+                    self._text(path.strip("/").replace("-", " ").title() or "Home"),
+                    self._text(referrer if i == 0 else SITE + "/"),
                     channel,
                     at,
                     *(utm if i == 0 else ("", "", "", "", "")),
@@ -628,7 +642,17 @@ class _History:
             last = max(last, event_at)
         self._emit(
             Session,
-            (session_id, self.account_id, visitor_id, start, last, pages[0][2], referrer, channel, *utm),
+            (
+                session_id,
+                self.account_id,
+                visitor_id,
+                start,
+                last,
+                self._text(pages[0][2]),
+                self._text(referrer),
+                channel,
+                *utm,
+            ),
         )
         return n_events
 

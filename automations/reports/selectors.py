@@ -594,7 +594,7 @@ def event_occurrences_all(
             occurred_at__gte=scope.start_at,
             occurred_at__lt=scope.end_at,
         )
-        .select_related("contact", "visitor")
+        .select_related("contact", "visitor", "page_url_text")
         .order_by("-occurred_at", "-id")
         # Pinned: the occurrences CSV reads the rows while streaming, after the scope closed.
         .using(scope.database)

@@ -90,8 +90,16 @@ def test_old_raw_rows_are_deleted_in_batches_and_report_totals_stay(account):
     run = retention_run(now=later(), batch_size=2)
 
     # then: the old rows are gone, two at a time; the recent ones are all there
-    assert run.deleted == {"events": 3, "action_runs": 3, "impressions": 3, "visits": 1, "debugger_entries": 1}
-    assert run.batches == 2 + 2 + 1 + 1
+    assert run.deleted == {
+        "events": 3,
+        "action_runs": 3,
+        "impressions": 3,
+        "visits": 1,
+        "debugger_entries": 1,
+        # The old page views' URLs; the visits' landing URL stays, the recent visit has it too.
+        "page_texts": 3,
+    }
+    assert run.batches == 2 + 2 + 1 + 1 + 1  # events, page views, the visit, the debugger entry, the texts
     assert not EventRecord.objects.filter(custom_event=old).exists()
     assert EventRecord.objects.filter(custom_event=recent).count() == 3
     assert Impression.objects.count() == 3 and Session.objects.count() == 1 and RejectedHit.objects.count() == 1
@@ -175,8 +183,10 @@ def test_retention_progress_counts_every_row_deleted(account):
     # when
     run = retention_run(now=later(), batch_size=2, progress=progress)
 
-    # then: the rows of every table, as the run counted them
-    assert progress.done == sum(run.deleted.values()) == 11
+    # then: the rows of every table, as the run counted them (the visit's landing URL and the page views' URLs are
+    # page texts that no row uses any more)
+    assert run.deleted["page_texts"] == 4
+    assert progress.done == sum(run.deleted.values()) == 15
 
 
 def test_retention_run_command_prints_its_progress(account):
@@ -188,7 +198,7 @@ def test_retention_run_command_prints_its_progress(account):
     call_command("retention_run", stdout=out)
 
     # Not a terminal: one plain line with the figures at the end.
-    assert "Deleting old raw rows: 11 rows, " in out.getvalue()
+    assert "Deleting old raw rows: 15 rows, " in out.getvalue()
 
 
 def test_the_beat_schedule_runs_retention(settings):

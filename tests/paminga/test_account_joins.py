@@ -75,14 +75,14 @@ def _account_condition(table: str, other: str) -> str:
 
 @pytest.mark.django_db
 def test_joins_either_way_carry_the_account_in_their_condition(distributed):
-    forward = str(EventRecord.objects.values("session__visitor__uid", "attributed_impression__url").query)
+    forward = str(EventRecord.objects.values("session__visitor__uid", "attributed_impression__url_text__value").query)
     assert _account_condition("tracking_session", "tracking_eventrecord") in forward
     assert _account_condition("tracking_visitor", "tracking_session") in forward
     assert _account_condition("tracking_impression", "tracking_eventrecord") in forward
     reverse = str(Contact.objects.filter(visitors__sessions__channel="EMAIL").query)
     assert _account_condition("tracking_contact", "tracking_visitor") in reverse
     assert _account_condition("tracking_visitor", "tracking_session") in reverse
-    runs = str(ActionRun.objects.values("event_record__page_url").query)
+    runs = str(ActionRun.objects.values("event_record__page_url_text__value").query)
     assert _account_condition("tracking_eventrecord", "automations_actionrun") in runs
 
 
@@ -110,7 +110,9 @@ def test_a_join_never_reaches_another_accounts_row(distributed):
     )
     own = EventRecord.objects.filter(pk=record.pk)
     assert list(
-        own.values_list("contact__email", "visitor__uid", "session__visitor__uid", "attributed_impression__url")
+        own.values_list(
+            "contact__email", "visitor__uid", "session__visitor__uid", "attributed_impression__url_text__value"
+        )
     ) == [(record.contact.email, impression.visitor.uid, impression.visitor.uid, impression.url)]
 
     # Ids that point into another account (no code path writes them: a defect or a tampered row).
@@ -128,7 +130,7 @@ def test_a_join_never_reaches_another_accounts_row(distributed):
 
     # An inner join finds nothing, an outer one nothing joined: never the other account's values.
     assert list(own.values_list("contact__email", flat=True)) == []
-    assert list(own.values_list("visitor__uid", "session__started_at", "attributed_impression__url")) == [
+    assert list(own.values_list("visitor__uid", "session__started_at", "attributed_impression__url_text__value")) == [
         (None, None, None)
     ]
     assert not Impression.objects.filter(pk=impression.pk, session__visitor__isnull=False).exists()

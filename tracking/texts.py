@@ -1,0 +1,152 @@
+"""Page texts (URLs, titles, referrers): each stored once per account, as a PageText that rows refer to.
+
+Storing: a row is given its texts as strings (`Impression(url=...)`); when it is saved, bulk-created or inserted by
+tracking.rows, page_texts_store looks the batch's texts up by digest, one query, and inserts those the account does
+not hold yet.
+
+Purging: once no row uses a text it should go, since erasure and retention promise that what they remove is gone
+(a URL may hold an address or a campaign's id). Finding that no row uses a text means reading the tables, which may
+take seconds, and meanwhile a recording may start to use it again. So a purge marks its candidates `unused` first;
+waits for every recording that looked texts up before the mark to commit (an advisory lock that each recording holds
+shared from its look-up to its commit, taken here exclusively for a moment); then reads which candidates rows use,
+and deletes the rest, still marked. A recording that finds a text marked clears the mark, which the purge's DELETE
+then sees (or, if the DELETE came first, finds the text gone and stores it again). Recordings never wait on a purge's
+reading, only on that moment.
+
+SQLite has no advisory locks; it runs one writing transaction at a time, and that is what the product runs on it
+(tasks in-process, one server process).
+"""
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.db.models import F, TextField, Value
+from django.db.models.functions import Coalesce
+
+from .models import EventRecord, Impression, PageText, Session
+
+DIGEST_BYTES = 16
+# pg_advisory_xact_lock's key for the texts (any constant that nothing else uses as a key).
+LOCK_KEY = 0x7061_6765_7478  # "pagetx"
+TEXT_MODELS = (Impression, Session, EventRecord)
+PURGE_BATCH = 5000
+
+
+def text_digest(value: str) -> bytes:
+    """The key a text is unique by within its account: the first 16 bytes of its SHA-256."""
+    return hashlib.sha256(value.encode()).digest()[:DIGEST_BYTES]
+
+
+def _lock(*, exclusive: bool) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_xact_lock{'' if exclusive else '_shared'}(%s)", [LOCK_KEY])
+
+
+def _texts_find(wanted: dict[tuple[int, bytes], str]) -> dict[tuple[int, bytes], PageText]:
+    by_account = defaultdict(list)
+    for account_id, digest in wanted:
+        by_account[account_id].append(digest)
+    found = {}
+    for account_id, digests in by_account.items():
+        for text in PageText.objects.filter(account_id=account_id, digest__in=digests):
+            found[(account_id, bytes(text.digest))] = text
+    return found
+
+
+def page_texts_store(objs: Iterable) -> None:
+    """Sets the text references of unsaved rows (of models with TEXTS) from the strings they were given, storing the
+    texts the account does not hold yet. Runs inside the transaction that inserts the rows."""
+    wanted: dict[tuple[int, bytes], str] = {}
+    todo = []
+    for obj in objs:
+        for reference in obj.TEXTS.values():
+            value = obj.__dict__.pop("_text_" + reference, None)
+            if value is None:
+                continue
+            if not value:
+                setattr(obj, reference, None)
+                continue
+            key = (obj.account_id, text_digest(value))
+            wanted[key] = value
+            todo.append((obj, reference, key))
+    if not wanted:
+        return
+    _lock(exclusive=False)
+    found = _texts_find(wanted)
+    marked = [text.pk for text in found.values() if text.unused]
+    if marked:
+        # Used again while a purge considers it: the mark goes, and the purge keeps it. A text the purge deleted
+        # meanwhile is stored again below.
+        PageText.objects.filter(pk__in=marked).update(unused=False)
+        kept = set(PageText.objects.filter(pk__in=marked).values_list("pk", flat=True))
+        found = {key: text for key, text in found.items() if not text.unused or text.pk in kept}
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        PageText.objects.bulk_create(
+            [
+                PageText(account_id=account_id, digest=digest, value=wanted[(account_id, digest)])
+                for account_id, digest in missing
+            ],
+            ignore_conflicts=True,
+        )
+        found.update(_texts_find({key: wanted[key] for key in missing}))
+    for obj, reference, key in todo:
+        setattr(obj, reference, found[key])
+
+
+def _references(model) -> list[str]:
+    return [reference + "_id" for reference in model.TEXTS.values()]
+
+
+def page_texts_used(*, account_id: int) -> set[int]:
+    """The ids of the account's texts that some row refers to (reads every row of the account)."""
+    used = set()
+    for model in TEXT_MODELS:
+        rows = model.objects.filter(account_id=account_id).order_by()
+        for column in _references(model):
+            used.update(rows.filter(**{f"{column}__isnull": False}).values_list(column, flat=True).distinct())
+    return used
+
+
+def page_texts_purge(*, account_id: int, candidates: Iterable[int] | None = None) -> int:
+    """Deletes the account's texts that no row uses, among `candidates` (ids; every text of the account when None).
+    Returns how many went. Safe beside recordings (see the module's docstring), and to run again."""
+    if candidates is None:
+        texts = set(PageText.objects.filter(account_id=account_id).values_list("pk", flat=True))
+        candidates = texts - page_texts_used(account_id=account_id)
+    candidates = sorted(set(candidates))
+    if not candidates:
+        return 0
+    account_texts = PageText.objects.filter(account_id=account_id)
+    for start in range(0, len(candidates), PURGE_BATCH):
+        account_texts.filter(pk__in=candidates[start : start + PURGE_BATCH]).update(unused=True)
+    with transaction.atomic():
+        _lock(exclusive=True)  # every recording that looked a text up before the mark has committed
+    used = page_texts_used(account_id=account_id)
+    deleted = 0
+    for start in range(0, len(candidates), PURGE_BATCH):
+        chunk = candidates[start : start + PURGE_BATCH]
+        with transaction.atomic():
+            account_texts.filter(pk__in=[pk for pk in chunk if pk in used]).update(unused=False)
+            gone = [pk for pk in chunk if pk not in used]
+            if gone:
+                deleted += account_texts.filter(pk__in=gone, unused=True)._raw_delete(connection.alias) or 0
+    return deleted
+
+
+def page_texts_of(queryset) -> set[int]:
+    """The ids of the texts the rows of a queryset (of a model with TEXTS) refer to: the candidates of a purge after
+    those rows are deleted."""
+    ids = set()
+    for column in _references(queryset.model):
+        ids.update(queryset.filter(**{f"{column}__isnull": False}).order_by().values_list(column, flat=True).distinct())
+    return ids
+
+
+def text_value(reference: str) -> Coalesce:
+    """A text in a query, through its reference (`"page_url_text"`, `"attributed_impression__url_text"`): what the
+    row's property reads, an empty string where there is none."""
+    return Coalesce(F(reference + "__value"), Value(""), output_field=TextField())

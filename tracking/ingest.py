@@ -61,6 +61,7 @@ from .services import (
     rejected_hit_record,
     unknown_event_message,
 )
+from .texts import page_texts_store
 
 logger = logging.getLogger(__name__)
 Reason = RejectedHit.Reason
@@ -732,6 +733,7 @@ class _Batch:
     def flush(self) -> None:
         """Writes what the items so far gathered: visits, impressions, events (each with one insert), the visits and
         visitors that moved, the events' action runs (enqueued after commit) and event debugger notes."""
+        page_texts_store([*self.new_sessions, *self.new_impressions, *self.new_events])  # one look-up for the three
         rows_insert(self.new_sessions)
         for session in self.new_sessions:
             self.sessions[session.pk] = session

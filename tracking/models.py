@@ -43,7 +43,7 @@ class PageText(models.Model):
         return self.value
 
 
-def _text_reference(related_name: str = "+") -> AccountForeignKey:
+def _text_reference() -> AccountForeignKey:
     """A reference to a PageText. Neither a database constraint nor indexed: a constraint would make deleting a text
     scan every table that may refer to it, and an index would cost every insert more than the text saves. Texts are
     only ever deleted once no row uses them (tracking.texts.page_texts_purge)."""
@@ -52,7 +52,7 @@ def _text_reference(related_name: str = "+") -> AccountForeignKey:
         null=True,
         blank=True,
         on_delete=models.DO_NOTHING,
-        related_name=related_name,
+        related_name="+",
         db_index=False,
         db_constraint=False,
     )
@@ -61,14 +61,18 @@ def _text_reference(related_name: str = "+") -> AccountForeignKey:
 def _text(reference: str, doc: str) -> property:
     """The text behind a PageText reference, read and set as a string (an empty one for no reference). A text set on
     a row is stored when the row is (TextsModel, TextsQuerySet, tracking.rows.rows_insert)."""
-    pending = "_text_" + reference
+    pending, known, attname = "_text_" + reference, "_known_" + reference, reference + "_id"
 
     def get(self) -> str:
         value = self.__dict__.get(pending)
         if value is not None:
             return value
-        if getattr(self, reference + "_id") is None:
+        pk = getattr(self, attname)
+        if pk is None:
             return ""
+        stored = self.__dict__.get(known)  # (id, text) as the row was stored with them
+        if stored is not None and stored[0] == pk:
+            return stored[1]
         try:
             return getattr(self, reference).value
         except PageText.DoesNotExist:

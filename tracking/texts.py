@@ -45,14 +45,16 @@ def _lock(*, exclusive: bool) -> None:
             cursor.execute(f"SELECT pg_advisory_xact_lock{'' if exclusive else '_shared'}(%s)", [LOCK_KEY])
 
 
-def _texts_find(wanted: dict[tuple[int, bytes], str]) -> dict[tuple[int, bytes], PageText]:
+def _texts_find(keys: Iterable[tuple[int, bytes]]) -> dict[tuple[int, bytes], tuple[int, bool]]:
+    """{(account id, digest): (text id, unused)} of the stored texts among `keys`."""
     by_account = defaultdict(list)
-    for account_id, digest in wanted:
+    for account_id, digest in keys:
         by_account[account_id].append(digest)
     found = {}
     for account_id, digests in by_account.items():
-        for text in PageText.objects.filter(account_id=account_id, digest__in=digests):
-            found[(account_id, bytes(text.digest))] = text
+        rows = PageText.objects.filter(account_id=account_id, digest__in=digests).values_list("digest", "pk", "unused")
+        for digest, pk, unused in rows:
+            found[(account_id, bytes(digest))] = (pk, unused)
     return found
 
 
@@ -66,23 +68,24 @@ def page_texts_store(objs: Iterable) -> None:
             value = obj.__dict__.pop("_text_" + reference, None)
             if value is None:
                 continue
+            attname = reference + "_id"
             if not value:
-                setattr(obj, reference, None)
+                setattr(obj, attname, None)
                 continue
             key = (obj.account_id, text_digest(value))
             wanted[key] = value
-            todo.append((obj, reference, key))
+            todo.append((obj, reference, attname, key, value))
     if not wanted:
         return
     _lock(exclusive=False)
     found = _texts_find(wanted)
-    marked = [text.pk for text in found.values() if text.unused]
+    marked = [pk for pk, unused in found.values() if unused]
     if marked:
         # Used again while a purge considers it: the mark goes, and the purge keeps it. A text the purge deleted
         # meanwhile is stored again below.
         PageText.objects.filter(pk__in=marked).update(unused=False)
         kept = set(PageText.objects.filter(pk__in=marked).values_list("pk", flat=True))
-        found = {key: text for key, text in found.items() if not text.unused or text.pk in kept}
+        found = {key: (pk, unused) for key, (pk, unused) in found.items() if not unused or pk in kept}
     missing = [key for key in wanted if key not in found]
     if missing:
         PageText.objects.bulk_create(
@@ -92,9 +95,13 @@ def page_texts_store(objs: Iterable) -> None:
             ],
             ignore_conflicts=True,
         )
-        found.update(_texts_find({key: wanted[key] for key in missing}))
-    for obj, reference, key in todo:
-        setattr(obj, reference, found[key])
+        found.update(_texts_find(missing))
+    for obj, reference, attname, key, value in todo:
+        pk = found[key][0]
+        # A plain id (no PageText is built for a row), and the text the row's property reads with no query.
+        obj.__dict__[attname] = pk
+        obj.__dict__["_known_" + reference] = (pk, value)
+        obj._state.fields_cache.pop(reference, None)
 
 
 def _references(model) -> list[str]:

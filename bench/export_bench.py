@@ -137,6 +137,7 @@ def occurrences_write(*, account, custom_event, events: int, contacts: int) -> N
                 CASE WHEN n %% 1000 = 1 THEN '=HYPERLINK("https://evil.example","x")'
                      ELSE 'https://bench.example/pages/' || n %% %(urls)s %% 500 || '?utm_source=news&id='
                           || n %% %(urls)s END
+            ORDER BY n  -- rows in the order of their time, as recorded: the join would scatter them over the heap
             """,
             {
                 "account": account.pk,

@@ -157,3 +157,9 @@ def text_value(reference: str) -> Coalesce:
     """A text in a query, through its reference (`"page_url_text"`, `"attributed_impression__url_text"`): what the
     row's property reads, an empty string where there is none."""
     return Coalesce(F(reference + "__value"), Value(""), output_field=TextField())
+
+
+def page_texts_values(ids: Iterable[int | None], *, using: str = "default") -> dict[int, str]:
+    """{id: text} of these texts (a None id, no text, is left out)."""
+    ids = [pk for pk in ids if pk is not None]
+    return dict(PageText.objects.using(using).filter(pk__in=ids).values_list("pk", "value")) if ids else {}

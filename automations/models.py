@@ -271,6 +271,9 @@ class ContactErasure(models.Model):
     # "user <username>", "API key <name>" or "command": who asked, as a label that outlives the user or key.
     erased_by = models.CharField(max_length=200)
     counts = models.JSONField(default=dict)
+    # When the page texts that only the contact's rows used were purged (automations.privacy.erasure_texts_purge),
+    # after the erasure committed; None until then, and retention runs it for any erasure still waiting.
+    texts_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-erased_at", "-id"]

@@ -13,6 +13,7 @@ from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from paminga.models import Account
 from tracking.models import (
@@ -25,8 +26,7 @@ from tracking.models import (
     Session,
     Visitor,
 )
-from tracking.tasks import page_texts_purge_task
-from tracking.texts import page_texts_of, text_value
+from tracking.texts import page_texts_purge, text_value
 
 from .models import ActionRun, ContactErasure, EventDailyBreakdown
 
@@ -116,13 +116,6 @@ def contact_erase(*, account: Account, email: str, erased_by: str) -> ContactEra
             contact=contact
         ).update(attributed_impression=None)
 
-        # The page texts only these rows used go too, once no row refers to them (tracking.texts).
-        texts = page_texts_of(EventRecord.objects.filter(account=account, contact=contact))
-        texts |= page_texts_of(Impression.objects.filter(account=account, session__visitor_id__in=visitor_pks))
-        texts |= page_texts_of(Session.objects.filter(account=account, visitor_id__in=visitor_pks))
-        if texts:
-            transaction.on_commit(partial(page_texts_purge_task.delay, account.pk, sorted(texts)))
-
         counts["action_runs"] = rows_delete(ActionRun.objects.filter(event_record__contact=contact))
         counts["events"] = rows_delete(EventRecord.objects.filter(contact=contact))
         Visitor.objects.filter(pk__in=visitor_pks).update(current_session=None)
@@ -147,8 +140,33 @@ def contact_erase(*, account: Account, email: str, erased_by: str) -> ContactEra
         counts["admin_log_entries"] = _admin_log_erase(contact=contact, email=email)
         counts["contacts"] = rows_delete(Contact.objects.filter(pk=contact.pk))
         erasure = ContactErasure.objects.create(account=account, erased_by=erased_by[:200], counts=counts)
+        transaction.on_commit(partial(_texts_purge_enqueue, erasure.pk))
     logger.info("Contact erased in account %s by %s: %s", account.pk, erased_by, counts)
     return ContactErasureResult(erasure=erasure, counts=counts)
+
+
+def _texts_purge_enqueue(erasure_id: int) -> None:
+    from .tasks import erasure_texts_purge_task
+
+    erasure_texts_purge_task.delay(erasure_id)
+
+
+def erasure_texts_purge(*, erasure_id: int) -> int:
+    """After an erasure has committed: deletes the page texts (URLs, titles, referrers) that no row of the account
+    uses any more, which includes those only the erased contact's rows used (a URL may hold its address). It reads
+    every row of the account, so it does not hold the erasure's transaction (tracking.texts). Returns how many
+    went."""
+    erasure = ContactErasure.objects.filter(pk=erasure_id, texts_purged_at__isnull=True).first()
+    if erasure is None:
+        return 0
+    started = timezone.now()
+    deleted = page_texts_purge(account_id=erasure.account_id)
+    # Every erasure of the account committed before this purge began is covered by it.
+    ContactErasure.objects.filter(
+        account_id=erasure.account_id, texts_purged_at__isnull=True, erased_at__lte=started
+    ).update(texts_purged_at=timezone.now())
+    logger.info("Page texts purged after erasure %s: %d", erasure_id, deleted)
+    return deleted
 
 
 def _admin_log_erase(*, contact: Contact, email: str) -> int:

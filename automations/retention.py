@@ -40,7 +40,14 @@ from tracking.partitions import (
 )
 from tracking.texts import page_texts_purge
 
-from .models import ActionRun, ReportAccountRollup, ReportDirtyDay, ReportRawHorizon, ReportRollupWatermark
+from .models import (
+    ActionRun,
+    ContactErasure,
+    ReportAccountRollup,
+    ReportDirtyDay,
+    ReportRawHorizon,
+    ReportRollupWatermark,
+)
 from .privacy import rows_delete
 from .reports.services import day_bounds, report_rollups_update
 
@@ -265,8 +272,10 @@ def retention_run(
     if all(rolled.get(account.pk) == account.time_zone for account in everyone):
         for month in _months_droppable(accounts=everyone, now=now, upto=upto):
             _month_drop(month, batch_size=batch_size, run=run, progress=progress)
-    # The accounts whose page texts some row may have stopped using.
+    # The accounts whose page texts some row may have stopped using: rows went, or an erasure's purge never ran.
     purge = {account.pk for account in everyone} if run.months_dropped else set()
+    waiting = ContactErasure.objects.filter(texts_purged_at__isnull=True)
+    purge.update(waiting.values_list("account_id", flat=True))
     for account in accounts if accounts is not None else everyone:
         if rolled.get(account.pk) != account.time_zone:
             # Its rollups are being rebuilt (a time zone change): deleting now would lose those days' figures.
@@ -281,7 +290,9 @@ def retention_run(
         if log:
             log(f"  {account.slug}: raw rows before {retention_horizon(account=account, now=now)[0]} deleted")
     for account_id in sorted(purge):
+        purge_started = timezone.now()
         deleted = page_texts_purge(account_id=account_id)
+        waiting.filter(account_id=account_id, erased_at__lte=purge_started).update(texts_purged_at=timezone.now())
         run.deleted["page_texts"] += deleted
         _batch_done(run, progress, deleted)
     run.seconds = time.monotonic() - started

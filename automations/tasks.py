@@ -72,3 +72,15 @@ def background_deletes_resume_task() -> None:
     resumed = background_deletes_resume(idle_for=timedelta(minutes=15))
     if resumed:
         logger.info("Background deletes resumed: %s", resumed)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=5, soft_time_limit=3600, time_limit=3700)
+def erasure_texts_purge_task(self, erasure_id: int) -> None:
+    """After an erasure: the page texts no row uses any more (automations.privacy.erasure_texts_purge). Retried on a
+    database error; retention runs it for an erasure it never finished."""
+    from .privacy import erasure_texts_purge
+
+    try:
+        erasure_texts_purge(erasure_id=erasure_id)
+    except DatabaseError as exc:
+        raise self.retry(exc=exc, countdown=60) from exc

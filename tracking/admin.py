@@ -22,7 +22,9 @@ class VisitorAdmin(admin.ModelAdmin):
 class SessionAdmin(admin.ModelAdmin):
     list_display = ["pk", "account", "visitor", "started_at", "last_seen_at", "channel", "utm_campaign"]
     list_filter = ["account", "channel"]
-    raw_id_fields = ["visitor", "landing_url_text", "referrer_text"]
+    raw_id_fields = ["visitor"]
+    # Texts are shared by rows and set from strings (tracking.texts): shown, never picked by id.
+    readonly_fields = ["landing_url_text", "referrer_text"]
 
 
 @admin.register(Impression)
@@ -30,7 +32,8 @@ class ImpressionAdmin(admin.ModelAdmin):
     list_display = ["url", "account", "occurred_at", "channel"]
     list_select_related = ["account", "url_text"]
     list_filter = ["account"]
-    raw_id_fields = ["session", "visitor", "url_text", "title_text", "referrer_text"]
+    raw_id_fields = ["session", "visitor"]
+    readonly_fields = ["url_text", "title_text", "referrer_text"]
 
 
 @admin.register(EventRecord)
@@ -44,8 +47,8 @@ class EventRecordAdmin(admin.ModelAdmin):
         "session",
         "attributed_impression",
         "marketing_source",
-        "page_url_text",
     ]
+    readonly_fields = ["page_url_text"]
 
 
 @admin.register(RejectedHit)

@@ -33,8 +33,9 @@ class PageText(models.Model):
     account = models.ForeignKey("paminga.Account", on_delete=models.CASCADE, related_name="+", db_index=False)
     digest = models.BinaryField(max_length=16)
     value = models.TextField()
-    # Set by a purge that found no row using the text; a recording that uses it again clears it (tracking.texts).
-    unused = models.BooleanField(default=False)
+    # Set by a purge that found no row using the text, to the purge's own number; a recording that uses the text again
+    # clears it, and the purge then keeps the text (tracking.texts).
+    purge_mark = models.IntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "digest"], name="page_text_unique_digest")]

@@ -4,7 +4,6 @@ from celery import shared_task
 from django.utils import timezone
 
 from .partitions import partitions_maintain, recorded_keys_prune
-from .texts import page_texts_purge
 
 logger = logging.getLogger(__name__)
 
@@ -17,11 +16,3 @@ def partitions_maintain_task() -> dict:
     keys = recorded_keys_prune(now=now)
     logger.info("Partitions created: %s; expired keys deleted: %d", created, keys)
     return {"created": created, "keys_deleted": keys}
-
-
-@shared_task
-def page_texts_purge_task(account_id: int, candidates: list[int]) -> int:
-    """Deletes the page texts among `candidates` that no row of the account uses any more (after an erasure)."""
-    deleted = page_texts_purge(account_id=account_id, candidates=candidates)
-    logger.info("Page texts purged in account %s: %d", account_id, deleted)
-    return deleted

@@ -6,18 +6,20 @@ not hold yet.
 
 Purging: once no row uses a text it should go, since erasure and retention promise that what they remove is gone
 (a URL may hold an address or a campaign's id). Finding that no row uses a text means reading the tables, which may
-take seconds, and meanwhile a recording may start to use it again. So a purge marks its candidates `unused` first;
-waits for every recording that looked texts up before the mark to commit (an advisory lock that each recording holds
-shared from its look-up to its commit, taken here exclusively for a moment); then reads which candidates rows use,
-and deletes the rest, still marked. A recording that finds a text marked clears the mark, which the purge's DELETE
-then sees (or, if the DELETE came first, finds the text gone and stores it again). Recordings never wait on a purge's
-reading, only on that moment.
+take seconds, and meanwhile a recording may start to use it again. So a purge marks its candidates first, with a
+number of its own (`purge_mark`); waits for every recording that looked texts up before the mark to commit (an
+advisory lock of the account that each recording holds shared from its look-up to its commit, taken here exclusively
+for a moment); then reads which candidates rows use, and deletes the rest that still carry its mark. A recording
+that finds a text marked clears the mark, which the purge's DELETE then sees (or, if the DELETE came first, finds
+the text gone and stores it again); a second purge that marks the text over the first's leaves it to the second,
+which reads the rows again after its own wait. Recordings never wait on a purge's reading, only on that moment.
 
 SQLite has no advisory locks; it runs one writing transaction at a time, and that is what the product runs on it
 (tasks in-process, one server process).
 """
 
 import hashlib
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -28,8 +30,8 @@ from django.db.models.functions import Coalesce
 from .models import EventRecord, Impression, PageText, Session
 
 DIGEST_BYTES = 16
-# pg_advisory_xact_lock's key for the texts (any constant that nothing else uses as a key).
-LOCK_KEY = 0x7061_6765_7478  # "pagetx"
+# The first key of the advisory lock of an account's texts (the second is the account): a constant nothing else uses.
+LOCK_CLASS = 0x7478_7401
 TEXT_MODELS = (Impression, Session, EventRecord)
 PURGE_BATCH = 5000
 
@@ -39,22 +41,40 @@ def text_digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()[:DIGEST_BYTES]
 
 
-def _lock(*, exclusive: bool) -> None:
+def _key(account_id: int) -> int:
+    return account_id & 0x7FFF_FFFF  # advisory locks' keys are 4-byte integers: a clash only makes one wait
+
+
+def _lock(account_ids: Iterable[int], *, exclusive: bool) -> None:
+    """Until the transaction ends: the accounts' texts barrier, shared (a recording) or exclusive (a purge)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT pg_advisory_xact_lock{'' if exclusive else '_shared'}(%s)", [LOCK_KEY])
+            for account_id in sorted(set(account_ids)):
+                cursor.execute(
+                    f"SELECT pg_advisory_xact_lock{'' if exclusive else '_shared'}(%s, %s)",
+                    [LOCK_CLASS, _key(account_id)],
+                )
+
+
+def page_texts_hold(*, account_id: int) -> None:
+    """For a writer that reuses the account's texts by their ids without looking each up (the demo generator): until
+    its transaction ends, no purge deletes any of them."""
+    _lock([account_id], exclusive=False)
+    PageText.objects.filter(account_id=account_id, purge_mark__isnull=False).update(purge_mark=None)
 
 
 def _texts_find(keys: Iterable[tuple[int, bytes]]) -> dict[tuple[int, bytes], tuple[int, bool]]:
-    """{(account id, digest): (text id, unused)} of the stored texts among `keys`."""
+    """{(account id, digest): (text id, purge mark)} of the stored texts among `keys`."""
     by_account = defaultdict(list)
     for account_id, digest in keys:
         by_account[account_id].append(digest)
     found = {}
     for account_id, digests in by_account.items():
-        rows = PageText.objects.filter(account_id=account_id, digest__in=digests).values_list("digest", "pk", "unused")
-        for digest, pk, unused in rows:
-            found[(account_id, bytes(digest))] = (pk, unused)
+        rows = PageText.objects.filter(account_id=account_id, digest__in=digests).values_list(
+            "digest", "pk", "purge_mark"
+        )
+        for digest, pk, mark in rows:
+            found[(account_id, bytes(digest))] = (pk, mark)
     return found
 
 
@@ -77,15 +97,15 @@ def page_texts_store(objs: Iterable) -> None:
             todo.append((obj, reference, attname, key, value))
     if not wanted:
         return
-    _lock(exclusive=False)
+    _lock({account_id for account_id, _digest in wanted}, exclusive=False)
     found = _texts_find(wanted)
-    marked = [pk for pk, unused in found.values() if unused]
+    marked = [pk for pk, mark in found.values() if mark is not None]
     if marked:
         # Used again while a purge considers it: the mark goes, and the purge keeps it. A text the purge deleted
         # meanwhile is stored again below.
-        PageText.objects.filter(pk__in=marked).update(unused=False)
+        PageText.objects.filter(pk__in=marked).update(purge_mark=None)
         kept = set(PageText.objects.filter(pk__in=marked).values_list("pk", flat=True))
-        found = {key: (pk, unused) for key, (pk, unused) in found.items() if not unused or pk in kept}
+        found = {key: (pk, mark) for key, (pk, mark) in found.items() if mark is None or pk in kept}
     missing = [key for key in wanted if key not in found]
     if missing:
         PageText.objects.bulk_create(
@@ -118,39 +138,28 @@ def page_texts_used(*, account_id: int) -> set[int]:
     return used
 
 
-def page_texts_purge(*, account_id: int, candidates: Iterable[int] | None = None) -> int:
-    """Deletes the account's texts that no row uses, among `candidates` (ids; every text of the account when None).
-    Returns how many went. Safe beside recordings (see the module's docstring), and to run again."""
-    if candidates is None:
-        texts = set(PageText.objects.filter(account_id=account_id).values_list("pk", flat=True))
-        candidates = texts - page_texts_used(account_id=account_id)
-    candidates = sorted(set(candidates))
+def page_texts_purge(*, account_id: int) -> int:
+    """Deletes the account's texts that no row uses. Returns how many went. Safe beside recordings and other purges
+    (see the module's docstring), and to run again; reads every row of the account twice."""
+    texts = PageText.objects.filter(account_id=account_id)
+    candidates = sorted(set(texts.values_list("pk", flat=True)) - page_texts_used(account_id=account_id))
     if not candidates:
         return 0
-    account_texts = PageText.objects.filter(account_id=account_id)
+    mark = secrets.randbelow(2**31 - 1) + 1  # this purge's own: another purge's marks are not this one's to delete
     for start in range(0, len(candidates), PURGE_BATCH):
-        account_texts.filter(pk__in=candidates[start : start + PURGE_BATCH]).update(unused=True)
+        texts.filter(pk__in=candidates[start : start + PURGE_BATCH]).update(purge_mark=mark)
     with transaction.atomic():
-        _lock(exclusive=True)  # every recording that looked a text up before the mark has committed
+        _lock([account_id], exclusive=True)  # every recording that looked a text up before the mark has committed
     used = page_texts_used(account_id=account_id)
     deleted = 0
     for start in range(0, len(candidates), PURGE_BATCH):
         chunk = candidates[start : start + PURGE_BATCH]
         with transaction.atomic():
-            account_texts.filter(pk__in=[pk for pk in chunk if pk in used]).update(unused=False)
+            texts.filter(pk__in=[pk for pk in chunk if pk in used], purge_mark=mark).update(purge_mark=None)
             gone = [pk for pk in chunk if pk not in used]
             if gone:
-                deleted += account_texts.filter(pk__in=gone, unused=True)._raw_delete(connection.alias) or 0
+                deleted += texts.filter(pk__in=gone, purge_mark=mark)._raw_delete(connection.alias) or 0
     return deleted
-
-
-def page_texts_of(queryset) -> set[int]:
-    """The ids of the texts the rows of a queryset (of a model with TEXTS) refer to: the candidates of a purge after
-    those rows are deleted."""
-    ids = set()
-    for column in _references(queryset.model):
-        ids.update(queryset.filter(**{f"{column}__isnull": False}).order_by().values_list(column, flat=True).distinct())
-    return ids
 
 
 def text_value(reference: str) -> Coalesce:

@@ -33,7 +33,7 @@ from paminga.models import Account
 from paminga.progress import Progress
 from tracking.models import Contact, EventRecord, Impression, PageText, Session, Visitor
 from tracking.partitions import partitions_ensure
-from tracking.texts import text_digest
+from tracking.texts import page_texts_hold, text_digest
 
 SITE = "https://www.example.com"
 PAGES = [
@@ -231,7 +231,7 @@ def _tables_analyze(models) -> None:
 
 # The columns the history writes, per model, in the order its rows are built.
 _COLUMNS = {
-    PageText: ["id", "account_id", "digest", "value", "unused"],
+    PageText: ["id", "account_id", "digest", "value"],
     Contact: ["id", "account_id", "email", "score", "fields", "created_at", "identified_at"],
     Visitor: ["id", "account_id", "uid", "contact_id", "created_at", "last_seen_at"],
     Session: [
@@ -339,6 +339,7 @@ def demo_history_create(
     partitions_ensure(first_day - timedelta(days=1), end)
     with transaction.atomic():
         _tables_lock(_MODELS)
+        page_texts_hold(account_id=account.pk)  # the texts it reuses stay until it commits
         ids = {m: _next_id(m) for m in _MODELS}
         writers = {model: _Writer(model, columns) for model, columns in _COLUMNS.items()}
         generator = _History(
@@ -454,7 +455,7 @@ class _History:
         pk = self.texts.get(value)
         if pk is None:
             pk = self.texts[value] = self._take_id(PageText)
-            self._emit(PageText, (pk, self.account_id, text_digest(value), value, False))
+            self._emit(PageText, (pk, self.account_id, text_digest(value), value))
         return pk
 
     def _emit(self, model, row) -> None:

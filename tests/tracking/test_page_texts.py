@@ -3,11 +3,13 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from automations import privacy
+from automations.deletes import background_delete_run
+from automations.models import BackgroundDelete
 from automations.retention import retention_run
 from paminga.services import account_update
 from tests.factories import (
@@ -99,23 +101,50 @@ def test_a_purge_deletes_only_texts_that_no_row_uses(account, other_account):
     assert Impression.objects.get(pk=stranger.pk).url == "https://x.test/"
 
 
+def _second_read_then(monkeypatch, then):
+    """page_texts_used whose second call (the purge's read after its mark and wait) reads, then runs `then`: what
+    a recording or another purge does between that read and the purge's delete."""
+    read = texts.page_texts_used
+    calls = []
+
+    def patched(*, account_id):
+        used = read(account_id=account_id)
+        calls.append(account_id)
+        if len(calls) == 2:
+            then()
+        return used
+
+    monkeypatch.setattr(texts, "page_texts_used", patched)
+
+
 def test_a_text_used_again_while_a_purge_reads_the_tables_is_kept(account, monkeypatch):
-    """A recording that looks the text up after the purge marked it, and whose row the purge's reading misses."""
+    """A recording that looks the text up after the purge marked it, and whose row the purge's read misses."""
     session = visit(account)
     old = ImpressionFactory(session=session, url=PRICING)
     Impression.objects.filter(pk=old.pk).delete()
-    read = texts.page_texts_used
     added = []
+    _second_read_then(monkeypatch, lambda: added.append(ImpressionFactory(session=session, url=PRICING)))
 
-    def read_then_record(*, account_id):
-        used = read(account_id=account_id)  # what the purge saw: nothing uses the text
-        added.append(ImpressionFactory(session=session, url=PRICING))
-        return used
-
-    monkeypatch.setattr(texts, "page_texts_used", read_then_record)
     assert texts.page_texts_purge(account_id=account.pk) == 0
     assert added and Impression.objects.get(pk=added[0].pk).url == PRICING
-    assert PageText.objects.get(account=account).unused is False
+    assert PageText.objects.get(account=account).purge_mark is None
+
+
+def test_a_purge_leaves_a_text_another_purge_marked_since(account, monkeypatch):
+    """A recording clears the first purge's mark and uses the text; a second purge, which read the rows before that,
+    marks it again: the first purge's delete is not for it (the second reads again after its own wait)."""
+    session = visit(account)
+    old = ImpressionFactory(session=session, url=PRICING)
+    Impression.objects.filter(pk=old.pk).delete()
+
+    def record_then_second_purge_marks():
+        ImpressionFactory(session=session, url=PRICING)
+        PageText.objects.filter(account=account).update(purge_mark=12345)
+
+    _second_read_then(monkeypatch, record_then_second_purge_marks)
+
+    assert texts.page_texts_purge(account_id=account.pk) == 0
+    assert PageText.objects.filter(account=account, value=PRICING).exists()
 
 
 def test_a_text_deleted_by_a_purge_is_stored_again_when_used(account):
@@ -123,27 +152,71 @@ def test_a_text_deleted_by_a_purge_is_stored_again_when_used(account):
     old = ImpressionFactory(session=session, url=PRICING)
     text_id = old.url_text_id
     Impression.objects.filter(pk=old.pk).delete()
-    assert texts.page_texts_purge(account_id=account.pk, candidates=[text_id]) == 1
+    assert texts.page_texts_purge(account_id=account.pk) == 1
 
     again = ImpressionFactory(session=session, url=PRICING)
     assert again.url_text_id != text_id
     assert Impression.objects.get(pk=again.pk).url == PRICING
 
 
-def test_erasing_a_contact_purges_the_texts_only_it_used(account, django_capture_on_commit_callbacks):
-    contact = ContactFactory(account=account, email="ada@example.com")
+def test_a_writer_that_holds_the_texts_keeps_a_purges_marks_off_them(account):
+    ImpressionFactory(session=visit(account), url=PRICING)
+    PageText.objects.filter(account=account).update(purge_mark=7)
+    with transaction.atomic():
+        texts.page_texts_hold(account_id=account.pk)
+    assert PageText.objects.get(account=account).purge_mark is None
+
+
+def _person(account, email="ada@example.com"):
+    contact = ContactFactory(account=account, email=email)
     visitor = VisitorFactory(account=account, contact=contact)
-    session = SessionFactory(visitor=visitor, landing_url="https://acme.test/?email=ada@example.com")
-    ImpressionFactory(session=session, url="https://acme.test/?email=ada@example.com", title="Welcome")
+    session = SessionFactory(visitor=visitor, landing_url=f"https://acme.test/?email={email}")
+    ImpressionFactory(session=session, url=f"https://acme.test/?email={email}", title="Welcome")
     EventRecordFactory(account=account, custom_event__account=account, contact=contact, page_url=PRICING)
+
+
+def test_erasing_a_contact_purges_the_texts_only_it_used(account, django_capture_on_commit_callbacks):
+    _person(account)
     other = ImpressionFactory(session=visit(account), url=PRICING, title="Welcome")
 
     with django_capture_on_commit_callbacks(execute=True):
-        privacy.contact_erase(account=account, email="ada@example.com", erased_by="test")
+        result = privacy.contact_erase(account=account, email="ada@example.com", erased_by="test")
 
     assert sorted(PageText.objects.filter(account=account).values_list("value", flat=True)) == ["Welcome", PRICING]
     other = Impression.objects.get(pk=other.pk)
     assert (other.url, other.title) == (PRICING, "Welcome")
+    result.erasure.refresh_from_db()
+    assert result.erasure.texts_purged_at is not None
+
+
+def test_retention_purges_the_texts_of_an_erasure_whose_task_never_ran(account):
+    _person(account)
+    result = privacy.contact_erase(account=account, email="ada@example.com", erased_by="test")  # no task runs
+    assert PageText.objects.filter(account=account, value__contains="ada@example.com").exists()
+
+    run = retention_run(now=timezone.now() + timedelta(minutes=5))
+
+    assert run.deleted["page_texts"] == 3
+    assert not PageText.objects.filter(account=account, value__contains="ada@example.com").exists()
+    result.erasure.refresh_from_db()
+    assert result.erasure.texts_purged_at is not None
+
+
+def test_deleting_a_definition_purges_the_texts_only_its_occurrences_used(account):
+    doomed = CustomEventFactory(account=account)
+    kept = CustomEventFactory(account=account)
+    EventRecordFactory(account=account, custom_event=doomed, page_url="https://acme.test/gone")
+    EventRecordFactory(account=account, custom_event=doomed, page_url=PRICING)
+    EventRecordFactory(account=account, custom_event=kept, page_url=PRICING)
+    doomed.deleted_at = timezone.now()
+    doomed.save(update_fields=["deleted_at"])
+    job = BackgroundDelete.objects.create(
+        kind="custom_event", target_id=doomed.pk, account_pk=account.pk, label=doomed.name
+    )
+
+    assert background_delete_run(job_id=job.pk).status == "done"
+
+    assert list(PageText.objects.filter(account=account).values_list("value", flat=True)) == [PRICING]
 
 
 def test_retention_purges_the_texts_of_the_rows_it_deleted(account):

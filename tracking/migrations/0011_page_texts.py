@@ -13,6 +13,9 @@ TEXTS = {
 }
 
 
+TEXTS_CHUNK = 5000
+
+
 def _checks_now(schema_editor):
     """The foreign key checks the updates queued run now: PostgreSQL cannot alter a table with checks pending."""
     if schema_editor.connection.vendor == "postgresql":
@@ -28,17 +31,17 @@ def texts_move(apps, schema_editor):
     for model_name, columns in TEXTS.items():
         table = q(apps.get_model("tracking", model_name)._meta.db_table)
         for column, reference in columns.items():
-            with schema_editor.connection.cursor() as cursor:
+            # Read in chunks (a server-side cursor on PostgreSQL): URLs with click ids may be millions of texts.
+            with schema_editor.connection.chunked_cursor() as cursor:
                 cursor.execute(f"SELECT DISTINCT account_id, {q(column)} FROM {table} WHERE {q(column)} <> ''")
-                found = cursor.fetchall()
-            PageText.objects.bulk_create(
-                [
-                    PageText(account_id=account_id, digest=text_digest(value), value=value)
-                    for account_id, value in found
-                ],
-                ignore_conflicts=True,
-                batch_size=1000,
-            )
+                while found := cursor.fetchmany(TEXTS_CHUNK):
+                    PageText.objects.using(schema_editor.connection.alias).bulk_create(
+                        [
+                            PageText(account_id=account_id, digest=text_digest(value), value=value)
+                            for account_id, value in found
+                        ],
+                        ignore_conflicts=True,
+                    )
             schema_editor.execute(
                 f"UPDATE {table} SET {q(reference + '_id')} = p.id FROM {texts} p "
                 f"WHERE p.account_id = {table}.account_id AND p.value = {table}.{q(column)}"
@@ -72,7 +75,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("digest", models.BinaryField(max_length=16)),
                 ("value", models.TextField()),
-                ("unused", models.BooleanField(default=False)),
+                ("purge_mark", models.IntegerField(blank=True, null=True)),
                 (
                     "account",
                     models.ForeignKey(

@@ -51,7 +51,6 @@ from tracking.models import (
     Visitor,
 )
 from tracking.partitions import batches_by_time
-from tracking.texts import page_texts_purge
 
 from .privacy import rows_delete
 
@@ -245,9 +244,6 @@ def background_delete_run(*, job_id: int, batch_size: int | None = None) -> Back
         BackgroundDelete.objects.filter(pk=job.pk).update(
             status=BackgroundDelete.Status.DONE, finished_at=timezone.now(), updated_at=timezone.now()
         )
-    if job.kind == BackgroundDelete.Kind.CUSTOM_EVENT:
-        # The page texts only its occurrences used (an account's delete took all of them with its steps).
-        page_texts_purge(account_id=job.account_pk)
     job.refresh_from_db()
     logger.info("Background delete of %s %s (%s): %s rows", job.kind, job.target_id, job.label, job.rows_done)
     return job

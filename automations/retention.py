@@ -38,7 +38,7 @@ from tracking.partitions import (
     partition_name,
     partitioned,
 )
-from tracking.texts import page_texts_purge
+from tracking.texts import page_texts_purge, page_texts_purge_due
 
 from .models import (
     ActionRun,
@@ -272,8 +272,11 @@ def retention_run(
     if all(rolled.get(account.pk) == account.time_zone for account in everyone):
         for month in _months_droppable(accounts=everyone, now=now, upto=upto):
             _month_drop(month, batch_size=batch_size, run=run, progress=progress)
-    # The accounts whose page texts some row may have stopped using: rows went, or an erasure's purge never ran.
-    purge = {account.pk for account in everyone} if run.months_dropped else set()
+    # The accounts whose unused page texts go in this run: every account after a month's partitions went (most of the
+    # texts rows stop using), those not purged for PAGE_TEXTS_PURGE_DAYS (a purge reads all of the account's rows),
+    # and those with an erasure whose own purge never ran.
+    everyone_ids = [account.pk for account in everyone]
+    purge = set(everyone_ids) if run.months_dropped else set(page_texts_purge_due(account_ids=everyone_ids, now=now))
     waiting = ContactErasure.objects.filter(texts_purged_at__isnull=True)
     purge.update(waiting.values_list("account_id", flat=True))
     for account in accounts if accounts is not None else everyone:
@@ -282,10 +285,7 @@ def retention_run(
             run.skipped.append(account.slug)
             logger.warning("Retention skipped account %s: its report rollups are not complete", account.pk)
             continue
-        before = sum(run.deleted.values())
         retention_account_run(account=account, now=now, upto=upto, batch_size=batch_size, run=run, progress=progress)
-        if sum(run.deleted.values()) > before:
-            purge.add(account.pk)
         run.accounts += 1
         if log:
             log(f"  {account.slug}: raw rows before {retention_horizon(account=account, now=now)[0]} deleted")

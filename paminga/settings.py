@@ -279,6 +279,10 @@ CELERY_BEAT_SCHEDULE["tracking-partitions-maintain"] = {
 # batch is one short transaction, so capture never waits on it.
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=6 * 3600)
+# How often retention deletes an account's page texts that no row uses any more (tracking.texts): each purge reads
+# all of the account's rows, so it runs at most this often (and after a month's partitions are dropped, and for an
+# erasure whose own purge never ran).
+PAGE_TEXTS_PURGE_DAYS = env.int("PAGE_TEXTS_PURGE_DAYS", default=7)
 CELERY_BEAT_SCHEDULE = {
     **CELERY_BEAT_SCHEDULE,
     "privacy-retention-run": {

@@ -44,6 +44,17 @@ class PageText(models.Model):
         return self.value
 
 
+class PageTextPurge(models.Model):
+    """When an account's page texts were last purged (tracking.texts.page_texts_purge): retention purges again once
+    settings.PAGE_TEXTS_PURGE_DAYS have passed."""
+
+    account = models.OneToOneField("paminga.Account", on_delete=models.CASCADE, related_name="+")
+    purged_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Page texts of {self.account_id} purged at {self.purged_at:%Y-%m-%d %H:%M}"
+
+
 def _text_reference() -> AccountForeignKey:
     """A reference to a PageText. Neither a database constraint nor indexed: a constraint would make deleting a text
     scan every table that may refer to it, and an index would cost every insert more than the text saves. Texts are

@@ -22,12 +22,15 @@ import hashlib
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from .models import EventRecord, Impression, PageText, Session
+from .models import EventRecord, Impression, PageText, PageTextPurge, Session
 
 DIGEST_BYTES = 16
 # The first key of the advisory lock of an account's texts (the second is the account): a constant nothing else uses.
@@ -63,7 +66,7 @@ def page_texts_hold(*, account_id: int) -> None:
     PageText.objects.filter(account_id=account_id, purge_mark__isnull=False).update(purge_mark=None)
 
 
-def _texts_find(keys: Iterable[tuple[int, bytes]]) -> dict[tuple[int, bytes], tuple[int, bool]]:
+def _texts_find(keys: Iterable[tuple[int, bytes]]) -> dict[tuple[int, bytes], tuple[int, int | None]]:
     """{(account id, digest): (text id, purge mark)} of the stored texts among `keys`."""
     by_account = defaultdict(list)
     for account_id, digest in keys:
@@ -140,7 +143,22 @@ def page_texts_used(*, account_id: int) -> set[int]:
 
 def page_texts_purge(*, account_id: int) -> int:
     """Deletes the account's texts that no row uses. Returns how many went. Safe beside recordings and other purges
-    (see the module's docstring), and to run again; reads every row of the account twice."""
+    (see the module's docstring), and to run again; reads every row of the account twice, so the periodic purges
+    run at most every settings.PAGE_TEXTS_PURGE_DAYS (page_texts_purge_due)."""
+    started = timezone.now()
+    deleted = _purge(account_id)
+    PageTextPurge.objects.update_or_create(account_id=account_id, defaults={"purged_at": started})
+    return deleted
+
+
+def page_texts_purge_due(*, account_ids: Iterable[int], now) -> list[int]:
+    """The accounts among these whose texts were last purged over settings.PAGE_TEXTS_PURGE_DAYS ago, or never."""
+    recent = PageTextPurge.objects.filter(purged_at__gt=now - timedelta(days=settings.PAGE_TEXTS_PURGE_DAYS))
+    fresh = set(recent.values_list("account_id", flat=True))
+    return [account_id for account_id in account_ids if account_id not in fresh]
+
+
+def _purge(account_id: int) -> int:
     texts = PageText.objects.filter(account_id=account_id)
     candidates = sorted(set(texts.values_list("pk", flat=True)) - page_texts_used(account_id=account_id))
     if not candidates:

@@ -8,13 +8,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from automations import privacy
-from automations.deletes import background_delete_run
-from automations.models import BackgroundDelete
 from automations.retention import retention_run
-from paminga.services import account_update
 from tests.factories import (
     ContactFactory,
-    CustomEventFactory,
     EventRecordFactory,
     ImpressionFactory,
     SessionFactory,
@@ -202,34 +198,18 @@ def test_retention_purges_the_texts_of_an_erasure_whose_task_never_ran(account):
     assert result.erasure.texts_purged_at is not None
 
 
-def test_deleting_a_definition_purges_the_texts_only_its_occurrences_used(account):
-    doomed = CustomEventFactory(account=account)
-    kept = CustomEventFactory(account=account)
-    EventRecordFactory(account=account, custom_event=doomed, page_url="https://acme.test/gone")
-    EventRecordFactory(account=account, custom_event=doomed, page_url=PRICING)
-    EventRecordFactory(account=account, custom_event=kept, page_url=PRICING)
-    doomed.deleted_at = timezone.now()
-    doomed.save(update_fields=["deleted_at"])
-    job = BackgroundDelete.objects.create(
-        kind="custom_event", target_id=doomed.pk, account_pk=account.pk, label=doomed.name
-    )
+def test_retention_purges_an_accounts_texts_at_most_every_purge_interval(account, settings):
+    settings.PAGE_TEXTS_PURGE_DAYS = 7
+    now = timezone.now() + timedelta(minutes=5)
+    retention_run(now=now)  # the first purge of the account
+    gone = ImpressionFactory(session=visit(account), url="https://acme.test/old")
+    Impression.objects.filter(pk=gone.pk).delete()
 
-    assert background_delete_run(job_id=job.pk).status == "done"
+    assert retention_run(now=now + timedelta(days=6)).deleted["page_texts"] == 0
+    assert PageText.objects.filter(account=account, value="https://acme.test/old").exists()
 
-    assert list(PageText.objects.filter(account=account).values_list("value", flat=True)) == [PRICING]
-
-
-def test_retention_purges_the_texts_of_the_rows_it_deleted(account):
-    account_update(account=account, retention_months=1)
-    event = CustomEventFactory(account=account)
-    old = timezone.now() - timedelta(days=120)
-    EventRecordFactory(account=account, custom_event=event, occurred_at=old, page_url="https://acme.test/2020")
-    EventRecordFactory(account=account, custom_event=event, page_url=PRICING)
-
-    run = retention_run(now=timezone.now() + timedelta(minutes=5))
-
-    assert run.deleted["events"] == 1 and run.deleted["page_texts"] == 1
-    assert list(PageText.objects.filter(account=account).values_list("value", flat=True)) == [PRICING]
+    assert retention_run(now=now + timedelta(days=8)).deleted["page_texts"] == 1
+    assert not PageText.objects.filter(account=account).exists()
 
 
 @pytest.mark.django_db(transaction=True)
